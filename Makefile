@@ -1,0 +1,53 @@
+# The two commands a newcomer types: `make demo` and `make test`.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+# CPU build of PyTorch, pinned for CI/tests only (the library itself asks torch>=2.3 in an extra).
+TORCH_PIN := torch==2.13.0
+
+.PHONY: demo test venv install install-test system-deps lint typecheck pytest clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+venv: $(BIN)/python
+
+install: venv
+	$(BIN)/python -m pip install --quiet -e .
+
+install-test: venv
+	$(BIN)/python -m pip install --quiet -e '.[test,s3]'
+
+# espeak-ng, sox and ffmpeg make real test signals and decode what libsndfile cannot.
+system-deps:
+	@missing=""; for t in espeak-ng sox ffmpeg; do command -v $$t >/dev/null 2>&1 || missing="$$missing $$t"; done; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "installing$$missing"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq espeak-ng sox ffmpeg >/dev/null; \
+	  else \
+	    echo "missing$$missing: install them (apt-get install espeak-ng sox ffmpeg); tests that need them will fail"; \
+	  fi; \
+	fi
+
+demo: install
+	$(BIN)/audio-pipeline demo demo
+
+lint: install-test
+	$(BIN)/ruff check pipeline tests benchmarks
+	$(BIN)/ruff format --check pipeline tests benchmarks
+
+typecheck: install-test
+	$(BIN)/mypy
+
+pytest: install-test system-deps
+	$(BIN)/python -m pytest -q
+
+test: install-test system-deps
+	$(BIN)/ruff check pipeline tests benchmarks
+	$(BIN)/mypy
+	$(BIN)/python -m pytest -q
+
+clean:
+	rm -rf $(VENV) demo .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,7 @@
+"""``python -m pipeline``: the same as the ``audio-pipeline`` console script."""
+
+from __future__ import annotations
+
+from .cli import main
+
+raise SystemExit(main())

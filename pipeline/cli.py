@@ -1,0 +1,213 @@
+"""The ``audio-pipeline`` command line: thin commands over the library."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from collections.abc import Sequence
+from typing import Any, NoReturn
+
+import numpy as np
+
+from ._version import __version__
+from .config import ALL_FEATURES, DEFAULT_FEATURES, FeatureConfig
+from .errors import ConfigError, InputError, PipelineError, StorageError
+
+__all__ = ["main"]
+
+PROG = "audio-pipeline"
+EXIT_USAGE = 2
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        """One line on stderr and exit code 2 (argparse prints usage too)."""
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see --help)\n")
+
+
+def _add_extract_options(p: argparse.ArgumentParser) -> None:
+    d = FeatureConfig()
+    p.add_argument("--sr", type=int, default=d.sr, help="target sample rate [%(default)s]")
+    p.add_argument("--n-fft", type=int, default=d.n_fft, help="[%(default)s]")
+    p.add_argument("--hop-length", type=int, default=d.hop_length, help="[%(default)s]")
+    p.add_argument("--n-mels", type=int, default=d.n_mels, help="[%(default)s]")
+    p.add_argument("--n-mfcc", type=int, default=d.n_mfcc, help="[%(default)s]")
+    p.add_argument("--segment-seconds", type=float, default=d.segment_seconds, help="[%(default)s]")
+    p.add_argument("--segment-hop-seconds", type=float, default=None, help="[= segment]")
+    p.add_argument("--features", default=",".join(DEFAULT_FEATURES),
+                   help=f"comma-separated, out of {','.join(ALL_FEATURES)} [%(default)s]")
+    labels = p.add_mutually_exclusive_group()
+    labels.add_argument("--labels", metavar="CSV", help="CSV with columns path,label[,split]")
+    labels.add_argument("--label-from", choices=["parent"], help="take labels from the parent folder")
+    where = p.add_mutually_exclusive_group()
+    where.add_argument("--scheduler", metavar="ADDRESS", help="existing Dask scheduler (tcp://...), or 'synchronous'")
+    where.add_argument("--workers", type=int, help="size of the local cluster [cores]")
+    p.add_argument("--storage-options", metavar="JSON", help="fsspec options (no credentials: use the env)")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing store")
+    p.add_argument("--strict", action="store_true", help="exit 1 if any file failed")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog=PROG, description="Audio corpora into labeled xarray/Zarr feature stores, on Dask.")
+    parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    p = sub.add_parser("extract", help="featurise audio into a store (resumes an existing one)")
+    p.add_argument("inputs", nargs="+", metavar="INPUT", help="files, directories, globs or URLs")
+    p.add_argument("-o", "--output", required=True, metavar="STORE", help="Zarr store path or URL")
+    _add_extract_options(p)
+    p = sub.add_parser("info", help="schema, config, counts, completeness of a store")
+    p.add_argument("store", metavar="STORE")
+    p.add_argument("--storage-options", metavar="JSON")
+    p = sub.add_parser("demo", help="build the demo corpus, extract it, print info")
+    p.add_argument("directory", nargs="?", default="demo", metavar="DIR", help="[%(default)s]")
+    p.add_argument("--clips", type=int, default=20, help="clips per genre [%(default)s]")
+    p.add_argument("--seconds", type=float, default=30.0, help="clip length [%(default)s]")
+    p.add_argument("--workers", type=int, help="size of the local cluster [cores]")
+    p.add_argument("--scheduler", metavar="ADDRESS", help="existing Dask scheduler, or 'synchronous'")
+    return parser
+
+
+def _storage_options(text: str | None) -> dict[str, Any]:
+    if not text:
+        return {}
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise InputError(f"Expected --storage-options to be a JSON object, got invalid JSON ({exc.msg})") from exc
+    if not isinstance(value, dict):
+        raise InputError(f"Expected --storage-options to be a JSON object, got {type(value).__name__}")
+    return value
+
+
+def _config(args: argparse.Namespace) -> FeatureConfig:
+    return FeatureConfig(
+        sr=args.sr, n_fft=args.n_fft, hop_length=args.hop_length, n_mels=args.n_mels, n_mfcc=args.n_mfcc,
+        segment_seconds=args.segment_seconds, segment_hop_seconds=args.segment_hop_seconds,
+        features=args.features,
+    )
+
+
+def cmd_extract(args: argparse.Namespace) -> int:
+    from .graph import extract
+
+    config = _config(args)
+    if args.workers is not None and args.workers < 1:
+        raise ConfigError(f"Expected --workers >= 1, got {args.workers}")
+    report = extract(
+        args.inputs, args.output, config, scheduler=args.scheduler, workers=args.workers,
+        labels=args.labels, label_from=args.label_from, storage_options=_storage_options(args.storage_options),
+        overwrite=args.overwrite, progress=not args.no_progress, out=sys.stderr,
+    )
+    for uri, reason in report.failed:
+        print(f"failed: {uri}: {reason}", file=sys.stderr)
+    for uri, reason in report.warned:
+        print(f"warning: {uri}: {reason}", file=sys.stderr)
+    print(report.summary())
+    return 1 if args.strict and report.files_failed else 0
+
+
+def format_info(url: str, storage_options: dict[str, Any] | None = None) -> str:
+    """The ``info`` text of a store."""
+    from .store import as_text, completeness, open_raw, visible_segments
+
+    ds = open_raw(url, storage_options)
+    comp = completeness(ds)
+    config = {k: ds.attrs.get(k) for k in FeatureConfig().to_dict() if k in ds.attrs}
+    lines = [f"store: {url}"]
+    lines.append(
+        f"complete: {comp.chunks_done}/{comp.chunks_total} chunks ({100 * comp.fraction:.0f}%), "
+        f"{comp.segments_visible} of {comp.segments_total} segments visible"
+    )
+    lines.append("config: " + " ".join(f"{k}={v}" for k, v in config.items()))
+    versions = ds.attrs.get("versions", {})
+    lines.append("versions: " + " ".join(f"{k}={v}" for k, v in versions.items()))
+    lines.append(f"created: {ds.attrs.get('created')}  updated: {ds.attrs.get('updated')}")
+    lines.append("dims: " + " ".join(f"{k}={v}" for k, v in ds.sizes.items()))
+    lines.append("variables:")
+    for name, var in ds.data_vars.items():
+        lines.append(f"  {name:<26} ({', '.join(map(str, var.dims))}) {var.dtype} [{var.attrs.get('units', '')}]")
+    status = as_text(ds["file_status"])
+    duration = np.asarray(ds["file_duration"].values, dtype=np.float64)
+    warning = as_text(ds["file_warning"])
+    ok = status == "ok"
+    lines.append(
+        f"files: {status.size} ({int(ok.sum())} ok, {int((ok & (warning != '')).sum())} warned, "
+        f"{int((status == 'error').sum())} failed, {int((status == 'pending').sum())} pending); "
+        f"audio {duration[ok].sum() / 3600:.3f} h"
+    )
+    visible = visible_segments(ds)
+    seg_labels = as_text(ds["label"])[visible]
+    seg_split = as_text(ds["split"])[visible]
+    file_labels = as_text(ds["file_label"])
+    lines.append(f"  {'label':<16}{'files':>7}{'segments':>10}{'hours':>9}{'train':>8}{'val':>6}{'test':>6}")
+    for label in sorted(set(file_labels[ok]) | set(seg_labels)):
+        sel = ok & (file_labels == label)
+        segs = seg_labels == label
+        splits = [int((segs & (seg_split == s)).sum()) for s in ("train", "val", "test")]
+        lines.append(
+            f"  {label or '(none)':<16}{int(sel.sum()):>7}{int(segs.sum()):>10}{duration[sel].sum() / 3600:>9.3f}"
+            + "".join(f"{n:>{w}}" for n, w in zip(splits, (8, 6, 6), strict=True))
+        )
+    paths = as_text(ds["file_path"])
+    errors = as_text(ds["file_error"])
+    failed = np.flatnonzero(status == "error")
+    if failed.size:
+        lines.append("failed files:")
+        lines.extend(f"  {paths[i]}: {errors[i]}" for i in failed)
+    warned = np.flatnonzero(warning != "")
+    if warned.size:
+        lines.append("warnings:")
+        lines.extend(f"  {paths[i]}: {warning[i]}" for i in warned)
+    return "\n".join(lines)
+
+
+def cmd_info(args: argparse.Namespace) -> int:
+    print(format_info(args.store, _storage_options(args.storage_options)))
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from .graph import extract
+    from .testing import make_demo_corpus
+
+    root = os.path.abspath(args.directory)
+    corpus = os.path.join(root, "corpus")
+    store = os.path.join(root, "features.zarr")
+    t0 = time.perf_counter()
+    make_demo_corpus(corpus, n_per_genre=args.clips, seconds=args.seconds)
+    print(f"demo corpus: {corpus} ({time.perf_counter() - t0:.1f} s to generate)")
+    report = extract(
+        [corpus], store, FeatureConfig(), scheduler=args.scheduler, workers=args.workers,
+        label_from="parent", overwrite=True, out=sys.stderr,
+    )
+    print(report.summary())
+    print()
+    print(format_info(store))
+    return 0
+
+
+COMMANDS = {"extract": cmd_extract, "info": cmd_info, "demo": cmd_demo}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return COMMANDS[args.command](args)
+    except KeyboardInterrupt:
+        print(f"{PROG}: interrupted; re-run the same command to resume", file=sys.stderr)
+        return 130
+    except StorageError as exc:
+        print(f"{PROG}: error: {_one_line(exc)}", file=sys.stderr)
+        return 1
+    except PipelineError as exc:
+        print(f"{PROG}: error: {_one_line(exc)}", file=sys.stderr)
+        return EXIT_USAGE
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split()) or type(exc).__name__

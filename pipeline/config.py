@@ -1,0 +1,174 @@
+"""Frozen configuration dataclasses, their validation, and their dict round trip."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any
+
+from .errors import ConfigError
+
+__all__ = [
+    "ALL_FEATURES",
+    "DEFAULT_FEATURES",
+    "FeatureConfig",
+    "parse_features",
+]
+
+#: Feature families, in store order. ``spectral`` expands to centroid, bandwidth, rolloff.
+ALL_FEATURES: tuple[str, ...] = ("spectrogram", "mel", "mfcc", "chroma", "spectral", "zcr", "rms")
+DEFAULT_FEATURES: tuple[str, ...] = ("mel", "mfcc", "chroma", "spectral", "zcr", "rms")
+
+
+def parse_features(value: str | tuple[str, ...] | list[str]) -> tuple[str, ...]:
+    """Parse ``"mel,mfcc"`` or a sequence into a canonical, ordered, de-duplicated tuple."""
+    items = value.split(",") if isinstance(value, str) else list(value)
+    names = [str(item).strip().lower() for item in items if str(item).strip()]
+    if not names:
+        raise ConfigError(f"Expected at least one feature out of {', '.join(ALL_FEATURES)}, got none")
+    unknown = sorted(set(names) - set(ALL_FEATURES))
+    if unknown:
+        raise ConfigError(
+            f"Expected features out of {', '.join(ALL_FEATURES)}, got unknown {', '.join(unknown)}"
+        )
+    return tuple(name for name in ALL_FEATURES if name in names)
+
+
+def _positive_int(name: str, value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int | float) or int(value) != value:
+        raise ConfigError(f"Expected {name} to be a positive integer, got {value!r}")
+    if value <= 0:
+        raise ConfigError(f"Expected {name} to be a positive integer, got {value!r}")
+    return int(value)
+
+
+def _positive_float(name: str, value: object) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise ConfigError(f"Expected {name} to be a positive number, got {value!r}")
+    if value <= 0:
+        raise ConfigError(f"Expected {name} to be a positive number, got {value!r}")
+    return float(value)
+
+
+@dataclass(frozen=True)
+class FeatureConfig:
+    """Everything that determines the numbers in a store.
+
+    Two stores made with equal configs hold equal arrays for equal audio. The config is
+    stored in the store's attributes (:meth:`to_dict`) and is all that is needed to
+    featurise a new file the same way (:meth:`from_dict`).
+    """
+
+    sr: int = 22050
+    n_fft: int = 2048
+    hop_length: int = 512
+    n_mels: int = 128
+    n_mfcc: int = 20
+    segment_seconds: float = 3.0
+    segment_hop_seconds: float | None = None
+    features: tuple[str, ...] = DEFAULT_FEATURES
+    window: str = "hann"
+    center: bool = True
+    pad_mode: str = "constant"
+    fmin: float = 0.0
+    fmax: float | None = None
+    n_chroma: int = field(default=12, repr=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "sr", _positive_int("sr", self.sr))
+        object.__setattr__(self, "n_fft", _positive_int("n_fft", self.n_fft))
+        object.__setattr__(self, "hop_length", _positive_int("hop_length", self.hop_length))
+        object.__setattr__(self, "n_mels", _positive_int("n_mels", self.n_mels))
+        object.__setattr__(self, "n_mfcc", _positive_int("n_mfcc", self.n_mfcc))
+        object.__setattr__(self, "n_chroma", _positive_int("n_chroma", self.n_chroma))
+        seg = _positive_float("segment_seconds", self.segment_seconds)
+        object.__setattr__(self, "segment_seconds", seg)
+        hop = seg if self.segment_hop_seconds is None else self.segment_hop_seconds
+        object.__setattr__(
+            self, "segment_hop_seconds", _positive_float("segment_hop_seconds", hop)
+        )
+        object.__setattr__(self, "features", parse_features(self.features))
+        if self.n_fft < 16:
+            raise ConfigError(f"Expected n_fft >= 16, got {self.n_fft}")
+        if self.n_mfcc > self.n_mels:
+            raise ConfigError(f"Expected n_mfcc <= n_mels ({self.n_mels}), got {self.n_mfcc}")
+        if self.segment_samples < self.n_fft // 2 + 1:
+            raise ConfigError(
+                f"Expected segment_seconds to hold at least n_fft/2 samples, got {seg} s"
+            )
+        if self.window != "hann":
+            raise ConfigError(f"Expected window 'hann', got {self.window!r}")
+        if self.center is not True:
+            raise ConfigError(f"Expected center=True, got {self.center!r}")
+        if self.pad_mode != "constant":
+            raise ConfigError(f"Expected pad_mode 'constant', got {self.pad_mode!r}")
+        fmin = float(self.fmin)
+        if not math.isfinite(fmin) or fmin < 0:
+            raise ConfigError(f"Expected fmin >= 0, got {self.fmin!r}")
+        object.__setattr__(self, "fmin", fmin)
+        fmax = self.sr / 2.0 if self.fmax is None else _positive_float("fmax", self.fmax)
+        if not fmin < fmax <= self.sr / 2.0:
+            raise ConfigError(f"Expected fmin < fmax <= sr/2 ({self.sr / 2}), got fmax={fmax}")
+        object.__setattr__(self, "fmax", float(fmax))
+
+    # -- derived sizes -------------------------------------------------------------------
+    @property
+    def segment_samples(self) -> int:
+        """Samples per segment at ``sr``."""
+        return round(self.segment_seconds * self.sr)
+
+    @property
+    def segment_hop_samples(self) -> int:
+        """Samples between segment starts at ``sr``."""
+        hop = self.segment_hop_seconds
+        return round((self.segment_seconds if hop is None else hop) * self.sr)
+
+    @property
+    def n_frames(self) -> int:
+        """STFT frames per segment (``center=True``)."""
+        return 1 + self.segment_samples // self.hop_length
+
+    @property
+    def n_freq(self) -> int:
+        """Linear-frequency bins of the STFT."""
+        return 1 + self.n_fft // 2
+
+    def valid_frames(self, n_samples: int) -> int:
+        """Frames holding real audio when a segment has ``n_samples`` real samples."""
+        if n_samples <= 0:
+            return 0
+        return min(self.n_frames, 1 + n_samples // self.hop_length)
+
+    @property
+    def frame_variables(self) -> tuple[str, ...]:
+        """Frame-level data variables this config produces, in store order."""
+        out: list[str] = []
+        for name in self.features:
+            if name == "spectral":
+                out += ["spectral_centroid", "spectral_bandwidth", "spectral_rolloff"]
+            elif name == "zcr":
+                out.append("zero_crossing_rate")
+            else:
+                out.append(name)
+        return tuple(out)
+
+    # -- dict round trip ------------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-compatible dict of every field (features as a list)."""
+        data = asdict(self)
+        data["features"] = list(self.features)
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> FeatureConfig:
+        """Build a config from :meth:`to_dict` output (or store attributes); extra keys are ignored."""
+        names = {f.name for f in fields(cls)}
+        kwargs = {key: value for key, value in data.items() if key in names}
+        if "features" in kwargs and not isinstance(kwargs["features"], str):
+            kwargs["features"] = tuple(kwargs["features"])
+        return cls(**kwargs)
+
+    def differences(self, other: FeatureConfig) -> list[str]:
+        """Human-readable ``name: a != b`` for every field that differs."""
+        mine, theirs = self.to_dict(), other.to_dict()
+        return [f"{key}: {mine[key]!r} != {theirs[key]!r}" for key in mine if mine[key] != theirs[key]]

@@ -1,0 +1,46 @@
+"""Exception hierarchy: one root, each error also subclassing the matching builtin."""
+
+from __future__ import annotations
+
+__all__ = [
+    "ConfigError",
+    "ConfigMismatch",
+    "DecodeError",
+    "InputError",
+    "PipelineError",
+    "SchedulerError",
+    "SchemaError",
+    "StorageError",
+]
+
+
+class PipelineError(Exception):
+    """Root of every error this package raises on purpose."""
+
+
+class ConfigError(PipelineError, ValueError):
+    """An option has an invalid value."""
+
+
+class InputError(PipelineError, ValueError):
+    """The inputs cannot be listed: missing path, empty glob, bad labels file."""
+
+
+class DecodeError(PipelineError, RuntimeError):
+    """An audio file cannot be decoded or fails a check (empty, non-finite samples)."""
+
+
+class SchemaError(PipelineError, ValueError):
+    """A store does not have the layout this package writes."""
+
+
+class ConfigMismatch(PipelineError, ValueError):
+    """A store was made with a different feature configuration."""
+
+
+class StorageError(PipelineError, OSError):
+    """Reading or writing the store or an input failed at the storage layer."""
+
+
+class SchedulerError(PipelineError, ConnectionError):
+    """The Dask scheduler cannot be reached or started."""

@@ -1,0 +1,406 @@
+"""Wiring only: inputs -> manifest -> layout -> template -> chunk tasks -> finalize.
+
+The store template is written once; each Dask task computes one chunk of segments and writes
+its own chunk-aligned region and then its done-flag. Re-running computes only missing chunks.
+"""
+
+from __future__ import annotations
+
+import contextlib
+
+import logging
+import os
+import sys
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, TextIO
+
+import numpy as np
+
+from .chunk import ChunkFile, ChunkTask, run_chunk
+from .config import FeatureConfig
+from .errors import ConfigMismatch, InputError, SchedulerError, SchemaError
+from .io import FileInfo, list_inputs, probe_file, sanitize_storage_options
+from .labels import DEFAULT_SPLIT_FRACTIONS, hash_split, label_from_parent, read_labels_csv
+from .schema import Layout, build_layout, make_template
+from .store import (
+    TEMPLATE_ATTR,
+    as_text,
+    chunk_reports,
+    consolidate,
+    open_group,
+    open_raw,
+    quiet_zarr,
+    remove_store,
+    store_config,
+    store_exists,
+)
+
+__all__ = ["ExtractReport", "extract", "plan_tasks"]
+
+log = logging.getLogger("pipeline")
+_PROBE_BATCH = 64
+
+
+@dataclass
+class ExtractReport:
+    """What one ``extract`` run did."""
+
+    store: str
+    files: int = 0
+    files_ok: int = 0
+    files_warned: int = 0
+    files_failed: int = 0
+    files_pending: int = 0
+    segments: int = 0
+    chunks_total: int = 0
+    chunks_computed: int = 0
+    chunks_skipped: int = 0
+    audio_seconds: float = 0.0
+    audio_seconds_computed: float = 0.0
+    elapsed: float = 0.0
+    failed: list[tuple[str, str]] = field(default_factory=list)
+    warned: list[tuple[str, str]] = field(default_factory=list)
+    timings: dict[str, float] = field(default_factory=dict)
+
+    def summary(self) -> str:
+        speed = self.audio_seconds_computed / self.elapsed if self.elapsed > 0 else 0.0
+        return (
+            f"{self.files} files ({self.files_ok} ok, {self.files_warned} warned, {self.files_failed} failed"
+            + (f", {self.files_pending} pending" if self.files_pending else "")
+            + f"), {self.segments} segments, {self.audio_seconds / 3600:.2f} h audio; "
+            f"{self.chunks_computed} of {self.chunks_total} chunks computed in {self.elapsed:.1f} s "
+            f"({speed:.0f}x real time) -> {self.store}"
+        )
+
+
+def plan_tasks(layout: Layout, pending: Sequence[int] | None = None) -> list[ChunkTask]:
+    """One task per chunk: the parts of files whose segments fall into it."""
+    wanted = range(layout.n_chunks) if pending is None else pending
+    by_chunk: dict[int, list[ChunkFile]] = {c: [] for c in wanted}
+    for index, record in enumerate(layout.files):
+        if record.n_segments == 0:
+            continue
+        first, last = record.first_segment, record.first_segment + record.n_segments
+        for c in range(first // layout.chunk, (last - 1) // layout.chunk + 1):
+            if c not in by_chunk:
+                continue
+            lo, hi = layout.chunk_bounds(c)
+            by_chunk[c].append(ChunkFile(
+                file_index=index, uri=record.uri, sample_rate=record.sample_rate, frames=record.frames,
+                first_segment=first, seg_lo=max(lo, first) - first, seg_hi=min(hi, last) - first,
+            ))
+    tasks = []
+    for c in wanted:
+        lo, hi = layout.chunk_bounds(c)
+        tasks.append(ChunkTask(index=c, start=lo, stop=hi, files=tuple(by_chunk[c])))
+    return tasks
+
+
+# -- execution back-ends -------------------------------------------------------------------
+class _Runner:
+    """Runs functions either on a Dask client or in this process (``synchronous``)."""
+
+    def __init__(self, client: Any | None) -> None:
+        self.client = client
+
+    def map(self, func: Callable[..., Any], items: Sequence[Any], *args: Any, key: str = "task") -> Iterator[Any]:
+        if self.client is None:
+            for item in items:
+                yield func(item, *args)
+            return
+        from distributed import as_completed
+
+        futures = [
+            self.client.submit(func, item, *args, key=f"{key}-{i}-{os.urandom(4).hex()}", retries=2, pure=False)
+            for i, item in enumerate(items)
+        ]
+        try:
+            for future in as_completed(futures):
+                yield future.result()
+        finally:
+            for future in futures:
+                future.release()
+
+
+@contextlib.contextmanager
+def _cluster(client: Any | None, scheduler: str | None, workers: int | None, out: TextIO) -> Iterator[Any | None]:
+    """Yield a distributed client (given, connected, or a new local cluster) or None."""
+    if client is not None:
+        yield client
+        return
+    if scheduler == "synchronous":
+        yield None
+        return
+    try:
+        from distributed import Client, LocalCluster
+    except ImportError as exc:  # pragma: no cover - distributed is a dependency
+        raise SchedulerError("dask.distributed is needed for a cluster run") from exc
+    if scheduler:
+        try:
+            own = Client(scheduler, timeout="10s", set_as_default=False)
+        except (OSError, TimeoutError) as exc:
+            raise SchedulerError(f"Cannot reach the Dask scheduler at {scheduler}: {' '.join(str(exc).split())}") from exc
+        try:
+            _print_dashboard(own, out)
+            yield own
+        finally:
+            own.close()
+        return
+    n = workers or max(1, os.cpu_count() or 1)
+    with contextlib.redirect_stderr(open(os.devnull, "w")):  # noqa: SIM115 - closed with the process
+        cluster = LocalCluster(
+            n_workers=n, threads_per_worker=1, processes=True, host="127.0.0.1",
+            dashboard_address="127.0.0.1:0", silence_logs=logging.ERROR,
+        )
+    own = Client(cluster, set_as_default=False)
+    try:
+        _print_dashboard(own, out)
+        yield own
+    finally:
+        own.close()
+        cluster.close()
+
+
+def _print_dashboard(client: Any, out: TextIO) -> None:
+    link = getattr(client, "dashboard_link", None)
+    if link:
+        print(f"Dask dashboard: {link}", file=out)
+
+
+def _probe_many(uris: Sequence[str], storage_options: Mapping[str, Any] | None) -> list[dict[str, Any]]:
+    return [probe_file(uri, storage_options).to_dict() for uri in uris]
+
+
+def _assign_labels(
+    uris: Sequence[str], labels: str | Mapping[str, tuple[str, str]] | None, label_from: str | None,
+    storage_options: Mapping[str, Any] | None, split_fractions: Sequence[float],
+) -> dict[str, tuple[str, str]]:
+    table: Mapping[str, tuple[str, str]] = {}
+    if isinstance(labels, str):
+        table = read_labels_csv(labels, storage_options)
+    elif labels is not None:
+        table = labels
+    if label_from not in (None, "parent"):
+        raise InputError(f"Expected --label-from parent, got {label_from!r}")
+    out: dict[str, tuple[str, str]] = {}
+    for uri in uris:
+        label, split = table.get(uri, ("", ""))
+        if not label and label_from == "parent":
+            label = label_from_parent(uri)
+        out[uri] = (label, split or hash_split(uri, split_fractions))
+    return out
+
+
+def extract(
+    inputs: Sequence[str | os.PathLike[str]] | str,
+    store: str | os.PathLike[str],
+    config: FeatureConfig | None = None,
+    *,
+    client: Any | None = None,
+    scheduler: str | None = None,
+    workers: int | None = None,
+    labels: str | Mapping[str, tuple[str, str]] | None = None,
+    label_from: str | None = None,
+    storage_options: Mapping[str, Any] | None = None,
+    overwrite: bool = False,
+    split_fractions: Sequence[float] = DEFAULT_SPLIT_FRACTIONS,
+    progress: bool = True,
+    out: TextIO | None = None,
+) -> ExtractReport:
+    """Turn audio inputs into a feature store (or resume one), and return what happened.
+
+    Parameters
+    ----------
+    inputs : files, directories (recursive), globs or fsspec URLs
+    store : local path or fsspec URL of the Zarr store
+    client : an existing ``distributed.Client``; else ``scheduler`` (address or
+        ``"synchronous"`` for in-process) ; else a local cluster of ``workers`` processes.
+    labels : a CSV path (``path,label[,split]``) or a ``{uri: (label, split)}`` mapping
+    label_from : ``"parent"`` takes the label from the parent folder's name
+    """
+    started = time.perf_counter()
+    out = out or sys.stderr
+    config = config or FeatureConfig()
+    options = sanitize_storage_options(storage_options)
+    store_url = _normalise_store(os.fspath(store))
+    uris = list_inputs([inputs] if isinstance(inputs, str | os.PathLike) else list(inputs), options)
+    assigned = _assign_labels(uris, labels, label_from, options, split_fractions)
+
+    existing = store_exists(store_url, options)
+    if existing and not overwrite:
+        existing = _check_existing(store_url, options, config)
+    elif existing and overwrite:
+        remove_store(store_url, options)
+        existing = False
+
+    report = ExtractReport(store=store_url)
+    with _cluster(client, scheduler, workers, out) as dask_client:
+        runner = _Runner(dask_client)
+        if existing:
+            ds = open_raw(store_url, options)
+            known = set(as_text(ds["file_path"]))
+            new = [u for u in uris if u not in known]
+            if new:
+                raise InputError(
+                    f"{len(new)} input files are not in {store_url} (first: {new[0]}); appending to "
+                    "an existing store is not supported yet: use a new store or --overwrite"
+                )
+            layout = _layout_from_store(ds, config)
+            done = np.asarray(ds["chunk_done"].values).astype(bool)
+            pending = [int(c) for c in np.flatnonzero(~done)]
+            print(f"resuming: {int(done.sum())} of {done.size} chunks done", file=out)
+        else:
+            batches = [uris[i : i + _PROBE_BATCH] for i in range(0, len(uris), _PROBE_BATCH)]
+            entries: list[dict[str, Any]] = []
+            for batch in runner.map(_probe_many, batches, options, key="probe"):
+                entries.extend(batch)
+            entries.sort(key=lambda e: e["uri"])
+            for entry in entries:
+                entry["label"], entry["split"] = assigned[entry["uri"]]
+            layout = build_layout(entries, config)
+            _write_template(store_url, options, layout, config)
+            pending = list(range(layout.n_chunks))
+        tasks = plan_tasks(layout, pending)
+        report.chunks_total = layout.n_chunks
+        report.chunks_skipped = layout.n_chunks - len(tasks)
+        _run_tasks(runner, tasks, store_url, config, options, progress, out, report)
+    _finalize(store_url, options, report)
+    report.elapsed = time.perf_counter() - started
+    return report
+
+
+def _normalise_store(url: str) -> str:
+    if "://" in url and not url.startswith("file://"):
+        return url.rstrip("/")
+    return os.path.abspath(os.path.expanduser(url.removeprefix("file://")))
+
+
+def _check_existing(store_url: str, options: Mapping[str, Any], config: FeatureConfig) -> bool:
+    """True when the store can be resumed; False when it holds only a half-written template."""
+    group = open_group(store_url, options, mode="r")
+    attrs = dict(group.attrs)
+    if attrs.get(TEMPLATE_ATTR) != "complete":
+        if any(k in attrs for k in ("sr", "n_fft")) or not attrs:
+            return False  # crashed while writing the template: nothing computed yet, rewrite it
+        raise SchemaError(f"Expected a feature store at {store_url}, found another Zarr store")
+    theirs = store_config(attrs)
+    diffs = config.differences(theirs)
+    if diffs:
+        raise ConfigMismatch(
+            f"{store_url} was made with a different config ({'; '.join(diffs)} [new != stored]); "
+            "use the same options, another store, or --overwrite"
+        )
+    return True
+
+
+def _layout_from_store(ds: Any, config: FeatureConfig) -> Layout:
+    from .schema import FileRecord
+
+    records = []
+    for i in range(ds.sizes["file"]):
+        records.append(FileRecord(
+            uri=str(ds["file_path"].values[i]), label=str(ds["file_label"].values[i]),
+            split=str(ds["file_split"].values[i]), size=int(ds["file_bytes"].values[i]),
+            fingerprint=str(ds["file_fingerprint"].values[i]), sample_rate=int(ds["file_sample_rate"].values[i]),
+            channels=int(ds["file_channels"].values[i]),
+            frames=int(ds["file_frames"].values[i]),
+            format=str(ds["file_format"].values[i]), error="",
+            first_segment=int(ds["file_first_segment"].values[i]), n_segments=int(ds["file_segments"].values[i]),
+        ))
+    del config
+    return Layout(files=tuple(records), n_segments=ds.sizes["segment"], chunk=int(ds.attrs["segment_chunk"]))
+
+
+def _write_template(store_url: str, options: Mapping[str, Any], layout: Layout, config: FeatureConfig) -> None:
+    ds, encoding = make_template(layout, config)
+    with quiet_zarr():
+        ds.to_zarr(
+            store_url, mode="w", compute=False, encoding=encoding, consolidated=False, zarr_format=3,
+            storage_options=dict(options) if "://" in store_url else None,
+        )
+    group = open_group(store_url, options, mode="r+")
+    group.attrs[TEMPLATE_ATTR] = "complete"
+    consolidate(store_url, options)
+
+
+def _run_tasks(
+    runner: _Runner, tasks: Sequence[ChunkTask], store_url: str, config: FeatureConfig,
+    options: Mapping[str, Any], progress: bool, out: TextIO, report: ExtractReport,
+) -> None:
+    from tqdm import tqdm
+
+    total_segments = sum(t.stop - t.start for t in tasks)
+    files_total = len({f.file_index for t in tasks for f in t.files})
+    files_seen: set[int] = set()
+    timings: dict[str, float] = {}
+    bar = tqdm(total=total_segments, unit="seg", file=out, disable=not progress or not tasks,
+               dynamic_ncols=True, mininterval=0.5)
+    t0 = time.perf_counter()
+    audio = 0.0
+    try:
+        for result in runner.map(run_chunk, tasks, store_url, config.to_dict(), options, key="chunk"):
+            report.chunks_computed += 1
+            audio += float(result["audio_seconds"])
+            files_seen.update(int(k) for k in result["files"])
+            for k, v in result["timings"].items():
+                timings[k] = timings.get(k, 0.0) + float(v)
+            rate = audio / 3600 / max(time.perf_counter() - t0, 1e-9)
+            bar.set_postfix_str(f"files {len(files_seen)}/{files_total}, {rate:.3f} audio-h/s", refresh=False)
+            task = tasks[[t.index for t in tasks].index(int(result["chunk"]))]
+            bar.update(task.stop - task.start)
+    finally:
+        bar.close()
+    report.timings = timings
+    report.audio_seconds_computed = audio
+
+
+def _finalize(store_url: str, options: Mapping[str, Any], report: ExtractReport) -> None:
+    """Merge chunk reports into per-file status, error and warning; refresh metadata."""
+    ds = open_raw(store_url, options)
+    reports = chunk_reports(ds)
+    done = np.asarray(ds["chunk_done"].values).astype(bool)
+    n_files = ds.sizes["file"]
+    status = as_text(ds["file_status"])
+    errors = as_text(ds["file_error"])
+    warnings_ = np.array([""] * n_files, dtype=object)
+    first = np.asarray(ds["file_first_segment"].values)
+    count = np.asarray(ds["file_segments"].values)
+    chunk = int(ds.attrs["segment_chunk"])
+    header_error = np.array([bool(e) for e in errors])
+    for rep in reports:
+        for key, info in rep.get("files", {}).items():
+            i = int(key)
+            if info["status"] == "error" and not errors[i]:
+                errors[i] = info["error"]
+            if info.get("warning") and not warnings_[i]:
+                warnings_[i] = info["warning"]
+    audio_seconds = 0.0
+    for i in range(n_files):
+        if header_error[i] or errors[i]:
+            status[i] = "error"
+            continue
+        chunks = range(int(first[i]) // chunk, (int(first[i]) + int(count[i]) - 1) // chunk + 1) if count[i] else range(0)
+        status[i] = "ok" if all(done[c] for c in chunks) else "pending"
+    for rep in reports:
+        audio_seconds += float(rep.get("audio_seconds", 0.0))
+    group = open_group(store_url, options, mode="r+")
+    group["file_status"][:] = status
+    group["file_error"][:] = errors
+    group["file_warning"][:] = warnings_
+    group.attrs["updated"] = datetime.now(UTC).isoformat(timespec="seconds")
+    consolidate(store_url, options)
+
+    paths = as_text(ds["file_path"])
+    report.files = n_files
+    report.files_failed = int((status == "error").sum())
+    report.files_pending = int((status == "pending").sum())
+    report.files_warned = int(sum(1 for i in range(n_files) if status[i] == "ok" and warnings_[i]))
+    report.files_ok = int((status == "ok").sum())
+    report.failed = [(str(paths[i]), str(errors[i])) for i in range(n_files) if status[i] == "error"]
+    report.warned = [(str(paths[i]), str(warnings_[i])) for i in range(n_files) if warnings_[i]]
+    report.segments = int(sum(int(r.get("segments", 0)) for r in reports))
+    report.audio_seconds = audio_seconds
+

@@ -1,0 +1,427 @@
+"""Input side: listing (fsspec), the per-file manifest, decoding and resampling.
+
+Decoding reproduces ``librosa.load(uri, sr=SR, mono=True)``: soundfile reads float32 frames,
+channels are averaged, and soxr (``soxr_hq``) resamples to ``SR`` with the output length
+``ceil(frames * SR / native_sr)``. A range of a long file is decoded with a short context on
+both sides, aligned to the resampling ratio, so it matches the whole-file result to float32
+rounding while memory stays bounded by the range.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io as _io
+import json
+import math
+import os
+import shutil
+import subprocess
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import asdict, dataclass
+from typing import IO, Any
+
+import fsspec
+import numpy as np
+import soundfile as sf
+import soxr
+from fsspec.core import url_to_fs
+
+from .errors import DecodeError, InputError, StorageError
+
+__all__ = [
+    "AUDIO_EXTENSIONS",
+    "CREDENTIAL_KEYS",
+    "Decoded",
+    "FileInfo",
+    "decode_range",
+    "join_uri",
+    "list_inputs",
+    "probe_file",
+    "resampled_length",
+    "sanitize_storage_options",
+]
+
+AUDIO_EXTENSIONS: frozenset[str] = frozenset(
+    {".wav", ".wave", ".flac", ".ogg", ".oga", ".mp3", ".aiff", ".aif", ".aifc", ".au", ".w64",
+     ".rf64", ".caf", ".m4a", ".aac", ".opus", ".wma", ".webm", ".mp4"}
+)
+#: Formats libsndfile cannot read; ffmpeg decodes them when it is installed.
+_FFMPEG_ONLY: frozenset[str] = frozenset({".m4a", ".aac", ".opus", ".wma", ".webm", ".mp4"})
+#: storage_options keys that carry secrets: never put into task graphs, attributes or logs.
+CREDENTIAL_KEYS: frozenset[str] = frozenset(
+    {"key", "secret", "token", "password", "aws_access_key_id", "aws_secret_access_key",
+     "aws_session_token", "session_token", "access_key", "secret_key", "credentials",
+     "account_key", "sas_token", "connection_string", "client_secret"}
+)
+_CONTEXT_SECONDS = 0.1
+_BLOCK_FRAMES = 1 << 20
+
+
+def sanitize_storage_options(options: Mapping[str, Any] | None) -> dict[str, Any]:
+    """Storage options safe to ship to workers: refuses credentials (they come from the env)."""
+    options = dict(options or {})
+    found = sorted(_credential_paths(options))
+    if found:
+        raise InputError(
+            "Expected no credentials in storage options (they would travel in the task graph); "
+            f"got {', '.join(found)}: set them in the environment (e.g. AWS_ACCESS_KEY_ID, "
+            "AWS_SECRET_ACCESS_KEY) or use the cluster's credential chain"
+        )
+    return options
+
+
+def _credential_paths(options: Mapping[str, Any], prefix: str = "") -> Iterator[str]:
+    for key, value in options.items():
+        if str(key).lower() in CREDENTIAL_KEYS:
+            yield prefix + str(key)
+        elif isinstance(value, Mapping):
+            yield from _credential_paths(value, prefix + str(key) + ".")
+
+
+def _is_url(path: str) -> bool:
+    return "://" in path and not path.startswith("file://")
+
+
+def _fs(uri: str, storage_options: Mapping[str, Any] | None) -> tuple[fsspec.AbstractFileSystem, str]:
+    try:
+        fs, path = url_to_fs(uri, **(dict(storage_options or {}) if _is_url(uri) else {}))
+    except (ImportError, ValueError) as exc:
+        raise InputError(f"Cannot open {uri}: {_one_line(exc)}") from exc
+    return fs, path
+
+
+def join_uri(fs: fsspec.AbstractFileSystem, original: str, path: str) -> str:
+    """The URI of ``path`` (as listed by ``fs``) in the style of ``original``."""
+    if _is_url(original):
+        protocol = original.split("://", 1)[0]
+        return f"{protocol}://{path.lstrip('/')}"
+    return path
+
+
+def _has_magic(path: str) -> bool:
+    return any(ch in path for ch in "*?[")
+
+
+def list_inputs(inputs: Sequence[str | os.PathLike[str]], storage_options: Mapping[str, Any] | None = None) -> list[str]:
+    """Expand files, directories (recursive, audio extensions only) and globs into sorted URIs.
+
+    A glob keeps every match with an audio extension, directories included, so a directory
+    named ``x.wav`` becomes an input that fails with a clear reason instead of vanishing.
+    Raises :class:`InputError` for a path that does not exist or a glob that matches nothing.
+    """
+    if not inputs:
+        raise InputError("Expected at least one input path, got none")
+    found: dict[str, None] = {}
+    for raw in inputs:
+        item = os.fspath(raw)
+        if not _is_url(item):
+            item = os.path.abspath(os.path.expanduser(item.removeprefix("file://")))
+        fs, path = _fs(item, storage_options)
+        try:
+            if _has_magic(path):
+                matches = sorted(fs.glob(path))
+                hits = [m for m in matches if os.path.splitext(m)[1].lower() in AUDIO_EXTENSIONS or fs.isfile(m)]
+                if not hits:
+                    raise InputError(f"No files match {item}")
+                for match in hits:
+                    if fs.isdir(match) and os.path.splitext(match)[1].lower() not in AUDIO_EXTENSIONS:
+                        hits_in_dir = _find_audio(fs, match)
+                        found.update(dict.fromkeys(join_uri(fs, item, m) for m in hits_in_dir))
+                    else:
+                        found[join_uri(fs, item, match)] = None
+            elif fs.isdir(path):
+                hits = _find_audio(fs, path)
+                if not hits:
+                    raise InputError(f"No audio files ({', '.join(sorted(AUDIO_EXTENSIONS))}) under {item}")
+                found.update(dict.fromkeys(join_uri(fs, item, m) for m in hits))
+            elif fs.exists(path):
+                found[join_uri(fs, item, path)] = None
+            else:
+                raise InputError(f"No such file or directory: {item}")
+        except InputError:
+            raise
+        except (OSError, ValueError) as exc:
+            raise InputError(f"Cannot list {item}: {_one_line(exc)}") from exc
+    return sorted(found)
+
+
+def _find_audio(fs: fsspec.AbstractFileSystem, path: str) -> list[str]:
+    return sorted(
+        p for p in fs.find(path) if os.path.splitext(p)[1].lower() in AUDIO_EXTENSIONS
+    )
+
+
+@dataclass(frozen=True)
+class FileInfo:
+    """What the header and the storage layer say about one input, before decoding."""
+
+    uri: str
+    size: int = 0
+    fingerprint: str = ""
+    sample_rate: int = 0
+    channels: int = 0
+    frames: int = 0
+    format: str = ""
+    error: str = ""
+
+    @property
+    def duration(self) -> float:
+        return self.frames / self.sample_rate if self.sample_rate else 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _one_line(exc: BaseException | str) -> str:
+    """A message as one line of words: never empty, never a traceback."""
+    text = " ".join(str(exc).split())
+    if not text and isinstance(exc, BaseException):
+        text = type(exc).__name__
+    return text[:500]
+
+
+def _fingerprint(info: Mapping[str, Any]) -> tuple[int, str]:
+    size = int(info.get("size") or 0)
+    stamp = info.get("ETag") or info.get("etag") or info.get("mtime") or info.get("LastModified") or info.get("last_modified") or info.get("created") or ""
+    if isinstance(stamp, float):
+        stamp = f"{stamp:.6f}"
+    return size, f"{size}-{str(stamp).strip(chr(34))}"
+
+
+@contextlib.contextmanager
+def _open(uri: str, storage_options: Mapping[str, Any] | None) -> Iterator[str | IO[bytes]]:
+    if not _is_url(uri):
+        yield uri
+        return
+    fs, path = _fs(uri, storage_options)
+    with fs.open(path, "rb") as handle:
+        yield handle
+
+
+def probe_file(uri: str, storage_options: Mapping[str, Any] | None = None) -> FileInfo:
+    """Size, fingerprint and header facts of one input; never raises for a bad file.
+
+    A problem is reported in :attr:`FileInfo.error` as one line in words.
+    """
+    try:
+        fs, path = _fs(uri, storage_options)
+        meta = fs.info(path)
+    except FileNotFoundError:
+        return FileInfo(uri=uri, error="file not found")
+    except Exception as exc:  # storage layer: report, never crash the manifest
+        return FileInfo(uri=uri, error=f"cannot stat: {_one_line(exc)}")
+    if meta.get("type") == "directory":
+        return FileInfo(uri=uri, error="is a directory, not an audio file")
+    size, fingerprint = _fingerprint(meta)
+    base = FileInfo(uri=uri, size=size, fingerprint=fingerprint)
+    if size == 0:
+        return _replace(base, error="empty file (0 bytes)")
+    ext = os.path.splitext(path)[1].lower()
+    try:
+        if ext in _FFMPEG_ONLY:
+            sample_rate, channels, frames, fmt = _ffprobe(uri, storage_options)
+        else:
+            with _open(uri, storage_options) as src:
+                info = sf.info(src)
+            sample_rate, channels, frames, fmt = (
+                int(info.samplerate), int(info.channels), int(info.frames), str(info.format)
+            )
+    except Exception as exc:
+        return _replace(base, error=f"unreadable audio header: {_describe_sf_error(exc)}")
+    if frames <= 0:
+        return FileInfo(uri=uri, size=size, fingerprint=fingerprint, sample_rate=sample_rate,
+                        channels=channels, frames=0, format=fmt,
+                        error="no audio frames (header declares 0 samples)")
+    if sample_rate <= 0 or channels <= 0:
+        return _replace(base, error=f"invalid header: sample rate {sample_rate}, channels {channels}")
+    return FileInfo(uri=uri, size=size, fingerprint=fingerprint, sample_rate=sample_rate,
+                    channels=channels, frames=frames, format=fmt)
+
+
+def _replace(info: FileInfo, **changes: Any) -> FileInfo:
+    data = info.to_dict()
+    data.update(changes)
+    return FileInfo(**data)
+
+
+def _describe_sf_error(exc: BaseException) -> str:
+    text = _one_line(exc)
+    if "Format not recognised" in text or "unknown format" in text.lower():
+        return "not a recognised audio format"
+    return text
+
+
+def resampled_length(frames: int, native_sr: int, sr: int) -> int:
+    """Samples at ``sr`` of ``frames`` native samples, as ``librosa.resample`` sizes them."""
+    if native_sr == sr:
+        return frames
+    return math.ceil(frames * sr / native_sr)
+
+
+@dataclass(frozen=True)
+class Decoded:
+    """Mono float32 audio at the target rate for a requested range, and what went wrong."""
+
+    y: np.ndarray
+    native_frames_read: int
+    warning: str = ""
+
+
+def decode_range(
+    uri: str,
+    *,
+    sr: int,
+    native_sr: int,
+    declared_frames: int,
+    start: int = 0,
+    stop: int | None = None,
+    storage_options: Mapping[str, Any] | None = None,
+) -> Decoded:
+    """Decode output samples ``[start, stop)`` of ``librosa.load(uri, sr=sr, mono=True)``.
+
+    Parameters
+    ----------
+    start, stop : sample indices at ``sr``; ``stop=None`` means to the end of the file.
+    Raises
+    ------
+    DecodeError : unreadable data, no samples at all, or non-finite samples.
+    """
+    total_out = resampled_length(declared_frames, native_sr, sr)
+    stop = total_out if stop is None else min(stop, total_out)
+    if not 0 <= start < stop:
+        raise DecodeError(f"Expected 0 <= start < stop <= {total_out}, got [{start}, {stop})")
+    whole = start == 0 and stop == total_out
+    if native_sr == sr:
+        native_start, native_stop, out_offset = start, stop, 0
+    else:
+        g = math.gcd(native_sr, sr)
+        step_in, step_out = native_sr // g, sr // g
+        context = int(_CONTEXT_SECONDS * sr)
+        out_a = 0 if whole else max(0, (start - context) // step_out * step_out)
+        out_b = total_out if whole else -(-(stop + context) // step_out) * step_out
+        native_start = out_a // step_out * step_in
+        native_stop = min(declared_frames, out_b // step_out * step_in)
+        out_offset = start - out_a
+    ext = os.path.splitext(uri.split("?", 1)[0])[1].lower()
+    if ext in _FFMPEG_ONLY:
+        mono, read = _ffmpeg_mono(uri, storage_options, native_start, native_stop)
+    else:
+        mono, read = _soundfile_mono(uri, storage_options, native_start, native_stop)
+    expected = native_stop - native_start
+    warning = ""
+    if read < expected:
+        shortfall_ok = ext in {".mp3", ".ogg", ".oga", ".opus", ".m4a", ".aac"} and expected - read <= max(2 * 1152, expected // 100)
+        if native_start + read == 0:
+            raise DecodeError("no audio could be decoded (file is truncated or corrupt)")
+        if not shortfall_ok:
+            warning = (
+                f"truncated: decoded {native_start + read} of {declared_frames} frames the header "
+                f"declares ({(native_start + read) / native_sr:.3f} of {declared_frames / native_sr:.3f} s)"
+            )
+    bad = np.count_nonzero(~np.isfinite(mono))
+    if bad:
+        raise DecodeError(f"holds {bad} non-finite samples (NaN or inf)")
+    if native_sr == sr:
+        y = mono
+    else:
+        # interior ranges are aligned to the ratio, so this equals the whole-file sizing
+        n_out = resampled_length(read, native_sr, sr)
+        y = soxr.resample(mono, native_sr, sr, quality="soxr_hq") if mono.size else mono
+        y = _fix_length(np.asarray(y, dtype=np.float32), n_out)
+        y = y[out_offset : out_offset + (stop - start)]
+    return Decoded(y=np.ascontiguousarray(y, dtype=np.float32), native_frames_read=native_start + read, warning=warning)
+
+
+def _fix_length(y: np.ndarray, size: int) -> np.ndarray:
+    if y.shape[0] >= size:
+        return y[:size]
+    return np.pad(y, (0, size - y.shape[0]))
+
+
+def _soundfile_mono(uri: str, storage_options: Mapping[str, Any] | None, start: int, stop: int) -> tuple[np.ndarray, int]:
+    parts: list[np.ndarray] = []
+    read = 0
+    try:
+        with _open(uri, storage_options) as src, sf.SoundFile(src) as handle:
+            if start:
+                handle.seek(start)
+            remaining = stop - start
+            while remaining > 0:
+                block = handle.read(min(_BLOCK_FRAMES, remaining), dtype="float32", always_2d=True)
+                if block.shape[0] == 0:
+                    break
+                parts.append(block.mean(axis=1, dtype=np.float32) if block.shape[1] > 1 else block[:, 0].copy())
+                read += block.shape[0]
+                remaining -= block.shape[0]
+    except sf.LibsndfileError as exc:
+        if read == 0 and start == 0:
+            raise DecodeError(f"cannot decode audio: {_describe_sf_error(exc)}") from exc
+        # keep what decoded: the caller reports the shortfall as truncation
+    except (OSError, RuntimeError, ValueError) as exc:
+        if read == 0:
+            raise DecodeError(f"cannot decode audio: {_one_line(exc)}") from exc
+    mono = np.concatenate(parts) if parts else np.zeros(0, dtype=np.float32)
+    return mono, read
+
+
+def _ffmpeg_binary(name: str) -> str:
+    path = shutil.which(name)
+    if path is None:
+        raise DecodeError(f"{name} is needed to decode this format and is not installed")
+    return path
+
+
+def _read_bytes(uri: str, storage_options: Mapping[str, Any] | None) -> bytes:
+    try:
+        fs, path = _fs(uri, storage_options)
+        data: bytes = fs.cat_file(path)
+    except Exception as exc:
+        raise StorageError(f"cannot read {uri}: {_one_line(exc)}") from exc
+    return data
+
+
+def _ffprobe(uri: str, storage_options: Mapping[str, Any] | None) -> tuple[int, int, int, str]:
+    data = _read_bytes(uri, storage_options)
+    proc = subprocess.run(
+        [_ffmpeg_binary("ffprobe"), "-v", "error", "-select_streams", "a:0", "-show_entries",
+         "stream=sample_rate,channels,duration:format=duration,format_name", "-of", "json", "-i", "pipe:0"],
+        input=data, capture_output=True, check=False, timeout=120,
+    )
+    if proc.returncode != 0:
+        raise DecodeError(_one_line(proc.stderr.decode(errors="replace")) or "ffprobe failed")
+    meta = json.loads(proc.stdout or b"{}")
+    streams = meta.get("streams") or []
+    if not streams:
+        raise DecodeError("no audio stream")
+    stream = streams[0]
+    sample_rate = int(stream.get("sample_rate") or 0)
+    duration = float(stream.get("duration") or meta.get("format", {}).get("duration") or 0.0)
+    return sample_rate, int(stream.get("channels") or 0), round(duration * sample_rate), str(meta.get("format", {}).get("format_name", "ffmpeg"))
+
+
+def _ffmpeg_mono(uri: str, storage_options: Mapping[str, Any] | None, start: int, stop: int) -> tuple[np.ndarray, int]:
+    data = _read_bytes(uri, storage_options)
+    proc = subprocess.run(
+        [_ffmpeg_binary("ffmpeg"), "-v", "error", "-i", "pipe:0", "-f", "f32le", "-acodec", "pcm_f32le", "pipe:1"],
+        input=data, capture_output=True, check=False, timeout=3600,
+    )
+    if proc.returncode != 0 and not proc.stdout:
+        raise DecodeError(f"cannot decode audio: {_one_line(proc.stderr.decode(errors='replace'))}")
+    probe_sr, channels, _, _ = _ffprobe(uri, storage_options)
+    samples = np.frombuffer(proc.stdout, dtype="<f4").reshape(-1, max(channels, 1))
+    block = samples[start:stop]
+    mono = block.mean(axis=1, dtype=np.float32) if block.shape[1] > 1 else block[:, 0].copy()
+    del probe_sr
+    return np.ascontiguousarray(mono), block.shape[0]
+
+
+def read_text(uri: str, storage_options: Mapping[str, Any] | None = None) -> str:
+    """Whole text file (labels CSV) from any fsspec URL or local path."""
+    try:
+        fs, path = _fs(uri if _is_url(uri) else os.path.abspath(uri), storage_options)
+        with fs.open(path, "rb") as handle:
+            return _io.TextIOWrapper(handle, encoding="utf-8-sig").read()
+    except FileNotFoundError as exc:
+        raise InputError(f"No such labels file: {uri}") from exc
+    except OSError as exc:
+        raise InputError(f"Cannot read {uri}: {_one_line(exc)}") from exc

@@ -1,0 +1,163 @@
+"""Opening stores: completeness-aware reading, config read-back, consolidation, removal."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import warnings
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import xarray as xr
+import zarr
+from fsspec.core import url_to_fs
+
+from .config import FeatureConfig
+from .errors import SchemaError, StorageError
+
+__all__ = [
+    "Completeness",
+    "as_text",
+    "completeness",
+    "consolidate",
+    "open_group",
+    "open_raw",
+    "open_store",
+    "quiet_zarr",
+    "remove_store",
+    "store_config",
+    "store_exists",
+    "visible_segments",
+]
+
+TEMPLATE_ATTR = "pipeline_template"
+
+
+@contextlib.contextmanager
+def quiet_zarr() -> Iterator[None]:
+    """Silence zarr's notice that consolidated metadata is not yet in the v3 spec."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Consolidated metadata is currently not part")
+        yield
+
+
+def _is_url(path: str) -> bool:
+    return "://" in path and not path.startswith("file://")
+
+
+def _zarr_store(url: str, storage_options: Mapping[str, Any] | None, *, read_only: bool) -> Any:
+    if _is_url(url):
+        from zarr.storage import FsspecStore
+
+        return FsspecStore.from_url(url, storage_options=dict(storage_options or {}), read_only=read_only)
+    return zarr.storage.LocalStore(url.removeprefix("file://"), read_only=read_only)
+
+
+def store_exists(url: str, storage_options: Mapping[str, Any] | None = None) -> bool:
+    fs, path = url_to_fs(url, **(dict(storage_options or {}) if _is_url(url) else {}))
+    try:
+        return bool(fs.exists(f"{path.rstrip('/')}/zarr.json"))
+    except Exception as exc:
+        raise StorageError(f"Cannot reach {url}: {' '.join(str(exc).split()) or type(exc).__name__}") from exc
+
+
+def remove_store(url: str, storage_options: Mapping[str, Any] | None = None) -> None:
+    fs, path = url_to_fs(url, **(dict(storage_options or {}) if _is_url(url) else {}))
+    if fs.exists(path):
+        fs.rm(path, recursive=True)
+
+
+def open_group(url: str, storage_options: Mapping[str, Any] | None = None, *, mode: str = "r+") -> zarr.Group:
+    """The store's root group through zarr (no xarray), without consolidated metadata."""
+    store = _zarr_store(url, storage_options, read_only=mode == "r")
+    with quiet_zarr():
+        return zarr.open_group(store=store, mode=mode, use_consolidated=False)
+
+
+def consolidate(url: str, storage_options: Mapping[str, Any] | None = None) -> None:
+    store = _zarr_store(url, storage_options, read_only=False)
+    with quiet_zarr():
+        zarr.consolidate_metadata(store)
+
+
+def store_config(attrs: Mapping[str, Any]) -> FeatureConfig:
+    """The :class:`FeatureConfig` a store was made with, from its attributes."""
+    try:
+        return FeatureConfig.from_dict(dict(attrs))
+    except (TypeError, ValueError) as exc:
+        raise SchemaError(f"Expected a store written by this pipeline (config attributes), got: {exc}") from exc
+
+
+def open_raw(url: str, storage_options: Mapping[str, Any] | None = None) -> xr.Dataset:
+    """The store as plain ``xr.open_zarr`` sees it: every segment, complete or not."""
+    try:
+        with quiet_zarr():
+            ds = xr.open_zarr(_zarr_store(url, storage_options, read_only=True), consolidated=None)
+    except (FileNotFoundError, KeyError) as exc:
+        raise SchemaError(f"Expected a feature store at {url}, found none") from exc
+    if "chunk_done" not in ds.variables or "segment_valid" not in ds.variables:
+        raise SchemaError(f"Expected a feature store written by this pipeline at {url}")
+    return ds
+
+
+def as_text(var: xr.DataArray) -> np.ndarray:
+    """A string variable's values as an object array of ``str`` (zarr returns StringDType)."""
+    return np.asarray(var.values).astype(object)
+
+
+def visible_segments(ds: xr.Dataset) -> np.ndarray:
+    """Indices of segments readers may see: chunk done, audio stored, file not failed."""
+    n = ds.sizes["segment"]
+    if n == 0:
+        return np.zeros(0, dtype=np.int64)
+    chunk = int(ds.attrs.get("segment_chunk") or ds["segment_valid"].encoding.get("chunks", (n,))[0])
+    done = np.asarray(ds["chunk_done"].values).astype(bool)
+    seg_done = done[np.arange(n) // chunk]
+    valid = np.asarray(ds["segment_valid"].values).astype(bool)
+    seg_file = np.asarray(ds["segment_file"].values)
+    status = as_text(ds["file_status"])
+    file_ok = np.zeros(n, dtype=bool)
+    real = seg_file >= 0
+    file_ok[real] = status[seg_file[real]] != "error"
+    return np.flatnonzero(seg_done & valid & file_ok & real)
+
+
+def open_store(url: str, storage_options: Mapping[str, Any] | None = None) -> xr.Dataset:
+    """Open a store lazily, showing only segments of complete chunks of non-failed files."""
+    ds = open_raw(url, storage_options)
+    return ds.isel(segment=visible_segments(ds))
+
+
+@dataclass(frozen=True)
+class Completeness:
+    chunks_done: int
+    chunks_total: int
+    segments_visible: int
+    segments_total: int
+
+    @property
+    def fraction(self) -> float:
+        return self.chunks_done / self.chunks_total if self.chunks_total else 1.0
+
+    @property
+    def complete(self) -> bool:
+        return self.chunks_done == self.chunks_total
+
+
+def completeness(ds: xr.Dataset) -> Completeness:
+    done = np.asarray(ds["chunk_done"].values).astype(bool)
+    return Completeness(
+        chunks_done=int(done.sum()), chunks_total=int(done.size),
+        segments_visible=int(visible_segments(ds).size),
+        segments_total=int((np.asarray(ds["segment_file"].values) >= 0).sum()),
+    )
+
+
+def chunk_reports(ds: xr.Dataset) -> list[dict[str, Any]]:
+    """Decoded per-chunk reports (empty dict for chunks not yet done)."""
+    out: list[dict[str, Any]] = []
+    for text in as_text(ds["chunk_report"]):
+        out.append(json.loads(text) if text else {})
+    return out
