@@ -207,6 +207,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except PipelineError as exc:
         print(f"{PROG}: error: {_one_line(exc)}", file=sys.stderr)
         return EXIT_USAGE
+    except Exception as exc:
+        if os.environ.get("PIPELINE_DEBUG"):
+            raise
+        print(f"{PROG}: error: {type(exc).__name__}: {_one_line(exc)} (PIPELINE_DEBUG=1 shows the traceback)", file=sys.stderr)
+        return 1
 
 
 def _one_line(exc: BaseException) -> str:

@@ -118,7 +118,7 @@ class _Runner:
             for i, item in enumerate(items)
         ]
         try:
-            for future in as_completed(futures):
+            for future in as_completed(futures, loop=self.client.loop):
                 yield future.result()
         finally:
             for future in futures:
@@ -150,11 +150,11 @@ def _cluster(client: Any | None, scheduler: str | None, workers: int | None, out
             own.close()
         return
     n = workers or max(1, os.cpu_count() or 1)
-    with contextlib.redirect_stderr(open(os.devnull, "w")):  # noqa: SIM115 - closed with the process
-        cluster = LocalCluster(
-            n_workers=n, threads_per_worker=1, processes=True, host="127.0.0.1",
-            dashboard_address="127.0.0.1:0", silence_logs=logging.ERROR,
-        )
+    # everything on loopback: the dashboard would otherwise listen on all interfaces
+    cluster = LocalCluster(
+        n_workers=n, threads_per_worker=1, processes=True, host="127.0.0.1",
+        dashboard_address="127.0.0.1:0", silence_logs=logging.ERROR,
+    )
     own = Client(cluster, set_as_default=False)
     try:
         _print_dashboard(own, out)
@@ -209,6 +209,7 @@ def extract(
     split_fractions: Sequence[float] = DEFAULT_SPLIT_FRACTIONS,
     progress: bool = True,
     out: TextIO | None = None,
+    segment_chunk: int | None = None,
 ) -> ExtractReport:
     """Turn audio inputs into a feature store (or resume one), and return what happened.
 
@@ -220,6 +221,7 @@ def extract(
         ``"synchronous"`` for in-process) ; else a local cluster of ``workers`` processes.
     labels : a CSV path (``path,label[,split]``) or a ``{uri: (label, split)}`` mapping
     label_from : ``"parent"`` takes the label from the parent folder's name
+    segment_chunk : segments per chunk (default: about 16 MiB of the largest variable)
     """
     started = time.perf_counter()
     out = out or sys.stderr
@@ -260,7 +262,7 @@ def extract(
             entries.sort(key=lambda e: e["uri"])
             for entry in entries:
                 entry["label"], entry["split"] = assigned[entry["uri"]]
-            layout = build_layout(entries, config)
+            layout = build_layout(entries, config, chunk=segment_chunk)
             _write_template(store_url, options, layout, config)
             pending = list(range(layout.n_chunks))
         tasks = plan_tasks(layout, pending)

@@ -10,7 +10,6 @@ rounding while memory stays bounded by the range.
 from __future__ import annotations
 
 import contextlib
-import io as _io
 import json
 import math
 import os
@@ -298,9 +297,11 @@ def decode_range(
         step_in, step_out = native_sr // g, sr // g
         context = int(_CONTEXT_SECONDS * sr)
         out_a = 0 if whole else max(0, (start - context) // step_out * step_out)
-        out_b = total_out if whole else -(-(stop + context) // step_out) * step_out
         native_start = out_a // step_out * step_in
-        native_stop = min(declared_frames, out_b // step_out * step_in)
+        if whole or stop + context >= total_out:
+            native_stop = declared_frames  # the file's end: resample it as a whole file would
+        else:
+            native_stop = min(declared_frames, -(-(stop + context) // step_out) * step_in)
         out_offset = start - out_a
     ext = os.path.splitext(uri.split("?", 1)[0])[1].lower()
     if ext in _FFMPEG_ONLY:
@@ -419,8 +420,8 @@ def read_text(uri: str, storage_options: Mapping[str, Any] | None = None) -> str
     """Whole text file (labels CSV) from any fsspec URL or local path."""
     try:
         fs, path = _fs(uri if _is_url(uri) else os.path.abspath(uri), storage_options)
-        with fs.open(path, "rb") as handle:
-            return _io.TextIOWrapper(handle, encoding="utf-8-sig").read()
+        data: bytes = fs.cat_file(path)
+        return data.decode("utf-8-sig")
     except FileNotFoundError as exc:
         raise InputError(f"No such labels file: {uri}") from exc
     except OSError as exc:

@@ -83,7 +83,7 @@ _SUBTYPES: Final[dict[str, tuple[str, str]]] = {
 _PEAK: Final[float] = 0.8
 _TABLE_BITS: Final[int] = 12
 _TABLE_SIZE: Final[int] = 1 << _TABLE_BITS
-_MAX_HARMONICS: Final[int] = 64
+_HARMONIC_STEPS: Final[tuple[int, ...]] = (1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64)
 
 
 # --------------------------------------------------------------------------- validation
@@ -343,9 +343,13 @@ def _pink(x: _F64) -> _F64:
     return out
 
 
-def _butter_mag(freqs: _F64, cutoff: float, order: int, *, high: bool) -> _F64:
-    ratio = freqs / cutoff if not high else cutoff / np.maximum(freqs, 1e-6)
-    mag: _F64 = 1.0 / np.sqrt(1.0 + ratio ** (2 * order))
+def _butter_mag(
+    freqs: npt.NDArray[np.float32], cutoff: float, order: int, *, high: bool
+) -> npt.NDArray[np.float32]:
+    """Butterworth-like magnitude response (applied zero-phase)."""
+    edge = np.float32(cutoff)
+    ratio = freqs / edge if not high else edge / np.maximum(freqs, np.float32(1e-3))
+    mag: npt.NDArray[np.float32] = np.float32(1.0) / np.sqrt(np.float32(1.0) + ratio ** (2 * order))
     return mag
 
 
@@ -362,7 +366,7 @@ class _Part:
 
 
 @lru_cache(maxsize=6)
-def _reverb_spectrum(nfft: int, sr: int, rt60: float) -> npt.NDArray[np.complex128]:
+def _reverb_spectrum(nfft: int, sr: int, rt60: float) -> npt.NDArray[np.complex64]:
     """Spectrum of a damped exponential-noise room response (cached per size)."""
     rng = np.random.default_rng([nfft, sr, round(rt60 * 1000)])
     tail = max(1, int(rt60 * sr))
@@ -370,8 +374,8 @@ def _reverb_spectrum(nfft: int, sr: int, rt60: float) -> npt.NDArray[np.complex1
     ir = rng.standard_normal(tail) * np.exp(-6.9 * t / rt60) * np.minimum(1.0, t / 0.01)
     ir /= math.sqrt(float(np.sum(ir * ir)))
     predelay = np.zeros(int(0.015 * sr), dtype=np.float64)
-    spectrum = np.fft.rfft(np.concatenate([predelay, ir]), nfft)
-    spectrum *= _butter_mag(np.fft.rfftfreq(nfft, 1.0 / sr), 5000.0, 1, high=False)
+    spectrum = np.fft.rfft(np.concatenate([predelay, ir]).astype(np.float32), nfft)
+    spectrum *= _butter_mag(np.fft.rfftfreq(nfft, 1.0 / sr).astype(np.float32), 5000.0, 1, high=False)
     spectrum.setflags(write=False)
     return spectrum
 
@@ -392,7 +396,8 @@ def _fft_mix(
     and a send into a shared convolution reverb of ``rt60`` seconds
     (quantised to 0.5 s so its spectrum can be cached). ``pink`` adds a pink
     noise bed of that RMS level, generated directly in the frequency domain.
-    All filters are zero-phase. One or two inverse FFTs are used in total.
+    All filters are zero-phase; the FFTs run in single precision. One or two
+    inverse FFTs are used in total.
     """
     n = parts[0].signal.size
     if n == 0:
@@ -400,30 +405,35 @@ def _fft_mix(
     room = max(0.5, round(rt60 * 2.0) / 2.0)
     reverb = any(part.send > 0.0 for part in parts)
     nfft = _fast_len(n + (int(room * sr) if reverb else 0))
-    freqs = np.fft.rfftfreq(nfft, 1.0 / sr)
+    freqs = np.fft.rfftfreq(nfft, 1.0 / sr).astype(np.float32)
     wet = _reverb_spectrum(nfft, sr, room) if reverb else None
-    static = np.zeros(freqs.size, dtype=np.complex128)
-    moving: npt.NDArray[np.complex128] | None = None
+    static = np.zeros(freqs.size, dtype=np.complex64)
+    moving: npt.NDArray[np.complex64] | None = None
     for part in parts:
-        spectrum = np.fft.rfft(part.signal, nfft)
+        spectrum = np.fft.rfft(part.signal.astype(np.float32), nfft)
         if part.highpass is not None:
             spectrum *= _butter_mag(freqs, part.highpass, part.order, high=True)
         if wet is not None and part.send > 0.0:
-            spectrum += part.send * spectrum * wet
+            spectrum += np.float32(part.send) * spectrum * wet
         if part.lowpass is None:
             static += spectrum
             continue
         closed = spectrum * _butter_mag(freqs, part.lowpass, part.order, high=False)
         static += closed
         if part.sweep_to is not None:
-            opened = spectrum * _butter_mag(freqs, part.sweep_to, part.order, high=False)
-            moving = opened - closed if moving is None else moving + (opened - closed)
+            spectrum *= _butter_mag(freqs, part.sweep_to, part.order, high=False)
+            spectrum -= closed
+            moving = spectrum if moving is None else moving + spectrum
     if pink > 0.0 and freqs.size > 1:
-        k = np.arange(1, freqs.size, dtype=np.float64)
-        scale = pink * nfft / math.sqrt(2.0 * float(np.sum(1.0 / k)))
-        white = rng.standard_normal((2, k.size))
-        static[1:] += scale * (white[0] + 1j * white[1]) / np.sqrt(2.0 * k)
-    out: _F64 = np.fft.irfft(static, nfft)[:n]
+        count = freqs.size - 1
+        scale = pink * nfft / math.sqrt(2.0 * float(np.sum(1.0 / np.arange(1, count + 1))))
+        weight = (scale / np.sqrt(2.0 * np.arange(1, count + 1, dtype=np.float32))).astype(
+            np.float32
+        )
+        white = rng.standard_normal((2, count), dtype=np.float32)
+        static[1:].real += weight * white[0]
+        static[1:].imag += weight * white[1]
+    out = np.fft.irfft(static, nfft)[:n].astype(np.float64)
     if moving is not None:
         t = np.arange(n, dtype=np.float64) / sr
         lfo = 0.5 - 0.5 * np.cos(2.0 * np.pi * sweep_hz * t + rng.uniform(0.0, 2.0 * np.pi))
@@ -433,10 +443,23 @@ def _fft_mix(
 
 def _unit(x: _F64) -> _F64:
     """Scale ``x`` to unit RMS (zeros stay zeros)."""
-    rms = math.sqrt(float(np.mean(x * x))) if x.size else 0.0
+    rms = math.sqrt(float(np.dot(x, x)) / x.size) if x.size else 0.0
     if rms <= 0.0:
         return x
     out: _F64 = x / rms
+    return out
+
+
+def _echo(x: _F64, delay: int, feedback: float, *, taps: int) -> _F64:
+    """Multi-tap feedback echo (delay in samples)."""
+    out = x.copy()
+    gain = 1.0
+    for k in range(1, taps + 1):
+        gain *= feedback
+        shift = k * delay
+        if shift >= x.size:
+            break
+        out[shift:] += gain * x[: x.size - shift]
     return out
 
 
@@ -499,24 +522,22 @@ def _table(kind: str, harmonics: int) -> _F64:
 def _osc(
     kind: str,
     freq: float,
-    n: int,
+    tau: _F64,
     sr: int,
-    *,
     phase0: float = 0.0,
-    vibrato: tuple[float, float] | None = None,
+    bandwidth: float | None = None,
 ) -> _F64:
-    """Wavetable oscillator (vectorised phase accumulation)."""
-    nyquist_harmonics = max(1, int(sr / 2 / freq))
-    harmonics = 1 << min(int(math.log2(nyquist_harmonics)), int(math.log2(_MAX_HARMONICS)))
+    """Band-limited wavetable oscillator evaluated at (possibly warped) times ``tau``.
+
+    Partials stop below Nyquist and below ``bandwidth`` (a cheap brick-wall
+    low-pass applied at synthesis time).
+    """
+    limit = sr / 2.0 if bandwidth is None else min(sr / 2.0, bandwidth)
+    most = max(1, int(limit / freq))
+    harmonics = max(h for h in _HARMONIC_STEPS if h <= most)
     table = _table(kind, harmonics)
-    if vibrato is None:
-        cycles = phase0 + (freq / sr) * np.arange(n, dtype=np.float64)
-    else:
-        rate, depth_semitones = vibrato
-        t = np.arange(n, dtype=np.float64) / sr
-        inst = freq * np.exp2(depth_semitones / 12.0 * np.sin(2.0 * np.pi * rate * t))
-        cycles = phase0 + np.cumsum(inst) / sr
-    idx = (cycles * _TABLE_SIZE).astype(np.int64) & (_TABLE_SIZE - 1)
+    idx = (tau * (freq * _TABLE_SIZE) + phase0 * _TABLE_SIZE).astype(np.int64)
+    idx &= _TABLE_SIZE - 1
     out: _F64 = table[idx]
     return out
 
@@ -534,6 +555,7 @@ class _Voice:
     bright_decay: float = 0.2
     detune_cents: tuple[float, ...] = (0.0,)
     vibrato: tuple[float, float] | None = None
+    bandwidth: float | None = None
 
 
 @dataclass(frozen=True)
@@ -549,34 +571,64 @@ def _hz(midi: float) -> float:
 
 
 def _render(out: _F64, notes: Sequence[_Note], voice: _Voice, sr: int) -> None:
-    """Additively render ``notes`` with ``voice`` into ``out`` (in place)."""
+    """Additively render ``notes`` with ``voice`` into ``out`` (in place).
+
+    Work per note is proportional to its audible length: percussive notes
+    (``sustain == 0``) stop at -60 dB and the bright timbre of a two-table
+    voice is only computed while it is audible.
+    """
     size = out.size
+    gain = 1.0 / len(voice.detune_cents)
+    finite = math.isfinite(voice.decay)
+    warp: _F64 | None = None
+    if voice.vibrato is not None and notes:
+        # one shared vibrato "warped clock" for the whole bus: tau(t) = cumsum(2^(d sin)) / sr
+        rate, depth = voice.vibrato
+        clock = np.arange(size, dtype=np.float64) * (2.0 * np.pi * rate / sr)
+        warp = np.cumsum(np.exp2(depth / 12.0 * np.sin(clock))) / sr
     for number, note in enumerate(notes):
-        start = round(note.onset * sr)
+        start = max(0, round(note.onset * sr))
         if start >= size or note.velocity <= 0.0:
             continue
-        if start < 0:
-            start = 0
-        length = min(size - start, round((note.duration + voice.release) * sr))
+        end_time = note.duration + voice.release
+        length = min(size - start, round(end_time * sr))
+        if finite and voice.sustain <= 0.0:
+            length = min(length, round(7.0 * voice.decay * sr) + 1)
         if length <= 0:
             continue
         t = np.arange(length, dtype=np.float64) / sr
-        env = np.minimum(1.0, t / voice.attack)
-        if math.isfinite(voice.decay):
-            env *= voice.sustain + (1.0 - voice.sustain) * np.exp(-t / voice.decay)
-        env *= np.clip((note.duration + voice.release - t) / voice.release, 0.0, 1.0)
+        if finite:
+            env = voice.sustain + (1.0 - voice.sustain) * np.exp(-t / voice.decay)
+        else:
+            env = np.ones(length, dtype=np.float64)
+        head = min(length, round(voice.attack * sr))
+        if head > 0:
+            env[:head] *= t[:head] / voice.attack
+        tail = max(0, round(note.duration * sr))
+        if tail < length:
+            env[tail:] *= np.clip((end_time - t[tail:]) / voice.release, 0.0, 1.0)
+        tau = t if warp is None else warp[start : start + length] - warp[start]
         base = _hz(note.midi)
-        signal = np.zeros(length, dtype=np.float64)
+        bright_len = 0
+        weight = t[:0]
+        if voice.dull_kind is not None:
+            bright_len = min(length, round(6.0 * voice.bright_decay * sr))
+            weight = np.exp(-t[:bright_len] / voice.bright_decay)
+        signal: _F64 | None = None
         for j, cents in enumerate(voice.detune_cents):
             freq = base * 2.0 ** (cents / 1200.0)
             phase0 = (0.618034 * (number + 3 * j)) % 1.0
-            bright = _osc(voice.kind, freq, length, sr, phase0=phase0, vibrato=voice.vibrato)
-            if voice.dull_kind is not None:
-                dull = _osc(voice.dull_kind, freq, length, sr, phase0=phase0, vibrato=voice.vibrato)
-                weight = np.exp(-t / voice.bright_decay)
-                bright = dull + weight * (bright - dull)
-            signal += bright
-        out[start : start + length] += (note.velocity / len(voice.detune_cents)) * env * signal
+            band = voice.bandwidth
+            if voice.dull_kind is None:
+                wave = _osc(voice.kind, freq, tau, sr, phase0, band)
+            else:
+                wave = _osc(voice.dull_kind, freq, tau, sr, phase0, band)
+                bright = _osc(voice.kind, freq, tau[:bright_len], sr, phase0, band)
+                wave[:bright_len] += weight * (bright - wave[:bright_len])
+            signal = wave if signal is None else signal + wave
+        if signal is not None:
+            env *= note.velocity * gain
+            out[start : start + length] += env * signal
 
 
 # --------------------------------------------------------------------------- drum one-shots
@@ -605,10 +657,10 @@ def _snare(
     return out
 
 
-def _hat(sr: int, rng: np.random.Generator, *, decay: float) -> _F64:
+def _hat(sr: int, rng: np.random.Generator, *, decay: float, brightness: int = 2) -> _F64:
     n = int(decay * 6 * sr)
     t = np.arange(n, dtype=np.float64) / sr
-    out: _F64 = _highpassed_noise(rng, n, 2) * 3.0 * np.exp(-t / decay)
+    out: _F64 = _highpassed_noise(rng, n, brightness) * 3.0 * np.exp(-t / decay)
     return out
 
 
@@ -696,8 +748,8 @@ def _ambient(n: int, sr: int, rng: np.random.Generator) -> _F64:
     ]
     drone = np.zeros(n, dtype=np.float64)
     _render(drone, bass, _Voice("sine", attack=2.0, release=2.0), sr)
+    bells = np.zeros(n, dtype=np.float64)
     if rng.random() < 0.5:
-        bells = np.zeros(n, dtype=np.float64)
         pent = (0, 2, 4, 7, 9) if scale[2] == 4 else (0, 3, 5, 7, 10)
         count = max(1, int(seconds / rng.uniform(2.0, 5.0)))
         chimes = [
@@ -711,7 +763,8 @@ def _ambient(n: int, sr: int, rng: np.random.Generator) -> _F64:
         ]
         bell = _Voice("sine", attack=0.01, decay=1.5, sustain=0.0, release=1.0)
         _render(bells, chimes, bell, sr)
-        parts.append(_Part(rng.uniform(0.3, 0.6) * _unit(bells), send=1.0))
+        bells = _echo(_unit(bells), round(rng.uniform(0.25, 0.6) * sr), 0.55, taps=5)
+        bells *= rng.uniform(0.2, 0.45)
     mix = _fft_mix(
         parts,
         sr,
@@ -720,7 +773,7 @@ def _ambient(n: int, sr: int, rng: np.random.Generator) -> _F64:
         sweep_hz=rng.uniform(0.03, 0.1),
         pink=rng.uniform(0.03, 0.1),
     )
-    mix += rng.uniform(0.2, 0.6) * _unit(drone)
+    mix += rng.uniform(0.2, 0.6) * _unit(drone) + bells
     t = np.arange(n, dtype=np.float64) / sr
     swell: _F64 = mix * (0.8 + 0.2 * np.sin(2 * np.pi * rng.uniform(0.02, 0.06) * t))
     return swell
@@ -753,6 +806,7 @@ def _classical(n: int, sr: int, rng: np.random.Generator) -> _F64:
         release=0.3,
         dull_kind="dull",
         bright_decay=rng.uniform(0.08, 0.2),
+        bandwidth=rng.uniform(4000.0, 8000.0),
     )
     left: list[_Note] = []
     right: list[_Note] = []
@@ -790,11 +844,15 @@ def _classical(n: int, sr: int, rng: np.random.Generator) -> _F64:
     melody_voice = piano
     if rng.random() < 0.5:
         melody_voice = _Voice(
-            "string", attack=0.08, release=0.25, vibrato=(rng.uniform(4.5, 6.0), 0.12)
+            "string",
+            attack=0.08,
+            release=0.25,
+            vibrato=(rng.uniform(4.5, 6.0), 0.12),
+            bandwidth=5000.0,
         )
     _render(bus, right, melody_voice, sr)
     send = rng.uniform(0.3, 0.6)
-    parts = [_Part(_unit(bus), lowpass=rng.uniform(5000, 8000), send=send)]
+    bus = _unit(bus)
     if rng.random() < 0.5:
         section = _Voice(
             "string",
@@ -802,11 +860,12 @@ def _classical(n: int, sr: int, rng: np.random.Generator) -> _F64:
             release=0.6,
             detune_cents=(-6.0, 6.0),
             vibrato=(rng.uniform(4.5, 6.0), 0.08),
+            bandwidth=3000.0,
         )
         pad = np.zeros(n, dtype=np.float64)
         _render(pad, strings, section, sr)
-        parts.append(_Part(rng.uniform(0.2, 0.5) * _unit(pad), lowpass=3000.0, send=send))
-    return _fft_mix(parts, sr, rng, rt60=rng.uniform(1.6, 2.6))
+        bus += rng.uniform(0.2, 0.5) * _unit(pad)
+    return _fft_mix([_Part(bus, send=send)], sr, rng, rt60=rng.uniform(1.6, 2.6))
 
 
 def _electronic(n: int, sr: int, rng: np.random.Generator) -> _F64:
@@ -850,38 +909,42 @@ def _electronic(n: int, sr: int, rng: np.random.Generator) -> _F64:
     _render(
         synth,
         bass_notes,
-        _Voice("saw", decay=rng.uniform(0.08, 0.2), sustain=0.3, release=0.02),
+        _Voice(
+            "saw",
+            decay=rng.uniform(0.08, 0.2),
+            sustain=0.3,
+            release=0.02,
+            bandwidth=rng.uniform(500.0, 1500.0),
+        ),
         sr,
     )
     stabs = np.zeros(n, dtype=np.float64)
     kind = str(rng.choice(["saw", "square"]))
+    band = rng.uniform(1800.0, 4500.0)
     if rng.random() < 0.5:
         chords = [
             _Note(b + beat / 2, beat * 0.3, m, 0.5)
             for i, b in enumerate(beats)
             for m in _chord(tonic + 24, scale, progression[(i // 4) % 4], 3)
         ]
-        _render(stabs, chords, _Voice(kind, decay=0.12, sustain=0.2, release=0.05), sr)
+        _render(stabs, chords, _Voice(kind, decay=0.12, sustain=0.2, release=0.05, bandwidth=band), sr)
     else:
         chords = [
             _Note(bar * 4 * beat, 4 * beat, m, 0.5)
             for bar in range(bars)
             for m in _chord(tonic + 24, scale, progression[bar % 4], 3)
         ]
-        _render(stabs, chords, _Voice(kind, attack=0.05, release=0.2, detune_cents=(-12, 12)), sr)
+        supersaw = _Voice(
+            kind, attack=0.05, release=0.2, detune_cents=(-12.0, 12.0), bandwidth=band
+        )
+        _render(stabs, chords, supersaw, sr)
     t = np.arange(n, dtype=np.float64) / sr
     pump = 1.0 - 0.7 * np.exp(-np.mod(t, beat) / 0.08)
     bass_level = rng.uniform(0.5, 0.8)
-    parts = [
-        _Part(_unit(drums)),
-        _Part(bass_level * pump * _unit(synth), lowpass=rng.uniform(500, 1500)),
-        _Part(
-            bass_level * rng.uniform(0.3, 0.6) * pump * _unit(stabs),
-            lowpass=rng.uniform(1800, 4500),
-            send=0.4,
-        ),
-    ]
-    return _fft_mix(parts, sr, rng, rt60=1.0)
+    stabs = bass_level * rng.uniform(0.3, 0.6) * pump * _unit(stabs)
+    mix = _fft_mix([_Part(stabs, send=0.4)], sr, rng, rt60=1.0)
+    mix += _unit(drums) + bass_level * pump * _unit(synth)
+    return mix
 
 
 def _jazz(n: int, sr: int, rng: np.random.Generator) -> _F64:
@@ -950,6 +1013,7 @@ def _jazz(n: int, sr: int, rng: np.random.Generator) -> _F64:
         release=0.2,
         dull_kind="epiano",
         bright_decay=0.04,
+        bandwidth=rng.uniform(5000.0, 9000.0),
     )
     _render(keys, comp, ep, sr)
     t = np.arange(n, dtype=np.float64) / sr
@@ -970,9 +1034,9 @@ def _jazz(n: int, sr: int, rng: np.random.Generator) -> _F64:
                 onset = bar * 4 * beat + (e // 2 + (swing if e % 2 else 0.0)) * beat
                 horn.append(_Note(onset, beat * 0.45, _degree(tonic, scale, degree), 0.5))
         lead = np.zeros(n, dtype=np.float64)
-        _render(lead, horn, _Voice("reed", attack=0.03, release=0.06, vibrato=(5.0, 0.1)), sr)
+        _render(lead, horn, _Voice("reed", attack=0.03, release=0.06, vibrato=(5.0, 0.1), bandwidth=6000.0), sr)
         mix += rng.uniform(0.2, 0.4) * _unit(lead)
-    return _fft_mix([_Part(mix, lowpass=rng.uniform(6000, 9000), send=0.3)], sr, rng, rt60=1.2)
+    return _fft_mix([_Part(mix, send=0.3)], sr, rng, rt60=1.2)
 
 
 def _wrap(midi: int, low: int, high: int) -> int:
@@ -1020,7 +1084,7 @@ def _rock(n: int, sr: int, rng: np.random.Generator) -> _F64:
         for bar in range(bars)
         for e in range(8)
     ]
-    _render(bass, bass_notes, _Voice("saw", dull_kind="dull", decay=0.3, sustain=0.5), sr)
+    _render(bass, bass_notes, _Voice("saw", decay=0.3, sustain=0.5, bandwidth=700.0), sr)
     drums = np.zeros(n, dtype=np.float64)
     kick = _kick(sr, rng, f_start=rng.uniform(100, 140), f_end=rng.uniform(50, 60), decay=0.15)
     snare = _snare(sr, rng, tone_hz=rng.uniform(170, 230), decay=0.15, noisiness=0.6)
@@ -1048,10 +1112,11 @@ def _rock(n: int, sr: int, rng: np.random.Generator) -> _F64:
             highpass=90.0,
             send=0.1,
         ),
-        _Part(rng.uniform(0.3, 0.6) * _unit(bass), lowpass=700.0),
         _Part(rng.uniform(0.6, 0.9) * _unit(drums), send=0.25),
     ]
-    return _fft_mix(parts, sr, rng, rt60=0.8)
+    mix = _fft_mix(parts, sr, rng, rt60=0.8)
+    mix += rng.uniform(0.3, 0.6) * _unit(bass)
+    return mix
 
 
 def _hiphop(n: int, sr: int, rng: np.random.Generator) -> _F64:
@@ -1092,7 +1157,7 @@ def _hiphop(n: int, sr: int, rng: np.random.Generator) -> _F64:
     snares = [bar * 4 * beat + b * beat for bar in range(bars) for b in (1, 3)]
     _place(drums, kick, kicks, [1.0] * len(kicks), sr)
     _place(drums, snare, snares, list(rng.uniform(0.7, 0.85, len(snares))), sr)
-    hat = _hat(sr, rng, decay=0.03)
+    hat = _hat(sr, rng, decay=0.03, brightness=1)
     hats = [bar * 4 * beat + (e // 2 + (swing if e % 2 else 0.0)) * beat for bar in range(bars) for e in range(8)]
     _place(drums, hat, hats, list(rng.uniform(0.1, 0.25, len(hats))), sr)
     sub_notes = [
@@ -1104,8 +1169,7 @@ def _hiphop(n: int, sr: int, rng: np.random.Generator) -> _F64:
     crackle = np.zeros(n, dtype=np.float64)
     pops = rng.integers(0, n, size=int(seconds * rng.uniform(10, 40)) + 1)
     crackle[pops] = rng.uniform(-1.0, 1.0, pops.size)
-    mix = _fft_mix([_Part(_unit(drums), lowpass=rng.uniform(5000, 8000))], sr, rng)
-    mix += (
+    mix = _unit(drums) + (
         _unit(sample_bus) * rng.uniform(0.3, 0.6)
         + _unit(sub) * rng.uniform(0.5, 0.8)
         + crackle * rng.uniform(0.2, 0.5)
@@ -1178,11 +1242,17 @@ def genre_clip(genre: str, *, seconds: float = 30.0, sr: int = 22050, seed: int 
     n = _n_samples(seconds, rate, allow_empty=False)
     rng = np.random.default_rng(_check_seed(seed))
     mix = _GENERATORS[genre](n, rate, rng)
-    mix = _to_peak(mix, 1.0)
-    mix += rng.uniform(0.0005, 0.004) * rng.standard_normal(n)
-    mix = np.nan_to_num(mix, nan=0.0, posinf=0.0, neginf=0.0)
-    out = _to_peak(mix, _PEAK)
-    return np.clip(out, -1.0, 1.0).astype(np.float32)
+    top = float(np.max(np.abs(mix)))
+    if not math.isfinite(top):  # defensive: never hand out NaN/inf
+        mix = np.nan_to_num(mix, nan=0.0, posinf=0.0, neginf=0.0)
+        top = float(np.max(np.abs(mix)))
+    out = (mix * (1.0 / top if top > 0.0 else 0.0)).astype(np.float32)
+    hiss = rng.random(n, dtype=np.float32)
+    hiss -= np.float32(0.5)
+    hiss *= np.float32(2.0 * rng.uniform(0.001, 0.006))
+    out += hiss
+    out *= np.float32(_PEAK / float(np.max(np.abs(out))))
+    return np.clip(out, -_PEAK, _PEAK, out=out)
 
 
 # --------------------------------------------------------------------------- external tools

@@ -1,0 +1,112 @@
+"""Kernel parity: batched one-STFT features against plain librosa calls, per segment."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import librosa
+import numpy as np
+import pytest
+from conftest import require_tool
+from reference import assert_close, reference_segment
+
+from pipeline import testing
+from pipeline.config import ALL_FEATURES, FeatureConfig
+from pipeline.features import compute_features, estimate_tuning, summarize
+
+CONFIGS = {
+    "default": FeatureConfig(features=ALL_FEATURES),
+    "nfft1024-hop256": FeatureConfig(n_fft=1024, hop_length=256, features=ALL_FEATURES),
+    "sr16k-mels64": FeatureConfig(sr=16000, n_mels=64, n_mfcc=13, features=ALL_FEATURES),
+    "segment30s": FeatureConfig(segment_seconds=30.0, features=("mel", "mfcc", "chroma", "spectral", "zcr", "rms")),
+}
+
+
+def _fit(y: np.ndarray, n: int) -> np.ndarray:
+    out = np.zeros(n, dtype=np.float32)
+    out[: min(n, y.size)] = y[:n]
+    return out
+
+
+def signals(config: FeatureConfig, tmp_path: Path) -> dict[str, np.ndarray]:
+    """One segment each: tones, noise, a chirp, silence, real speech, sox-made music, padding."""
+    sr, n = config.sr, config.segment_samples
+    seconds = n / sr
+    speech, speech_sr = testing.speech_clip("The quick brown fox jumps over the lazy dog.", sr=sr)
+    music = testing.sox_music(tmp_path / "music.wav", seconds=min(seconds, 6.0), sr=sr)
+    music_y, _ = librosa.load(music, sr=sr, mono=True)
+    return {
+        "tone": testing.tone(freq=440.0, seconds=seconds, sr=sr),
+        "detuned-chord": (testing.tone(freq=262.0, seconds=seconds, sr=sr) + testing.tone(freq=331.0, seconds=seconds, sr=sr)) * 0.5,
+        "noise": testing.noise(seconds=seconds, sr=sr, seed=3),
+        "pink": testing.noise(seconds=seconds, sr=sr, seed=4, color="pink"),
+        "chirp": testing.chirp(f0=60.0, f1=sr / 2.5, seconds=seconds, sr=sr),
+        "silence": testing.silence(seconds=seconds, sr=sr),
+        "speech": librosa.resample(speech, orig_sr=speech_sr, target_sr=sr),
+        "sox-music": music_y,
+        "padded-tone": testing.tone(freq=1000.0, seconds=seconds * 0.4, sr=sr),
+        "genre-rock": testing.genre_clip("rock", seconds=seconds, sr=sr, seed=1),
+    }
+
+
+@pytest.fixture(scope="module")
+def tools() -> None:
+    require_tool("espeak-ng")
+    require_tool("sox")
+
+
+@pytest.mark.usefixtures("tools")
+@pytest.mark.parametrize("name", list(CONFIGS))
+def test_kernels_match_librosa(name: str, tmp_path: Path) -> None:
+    config = CONFIGS[name]
+    segs = {k: _fit(np.asarray(v, dtype=np.float32), config.segment_samples) for k, v in signals(config, tmp_path).items()}
+    batch = np.stack(list(segs.values()))
+    got = compute_features(batch, config)
+    assert set(got) == set(config.frame_variables)
+    for i, (signal, y) in enumerate(segs.items()):
+        ref = reference_segment(y, config)
+        for var, values in ref.items():
+            try:
+                assert_close(var, got[var][i], values)
+            except AssertionError as exc:
+                raise AssertionError(f"{name}/{signal}: {exc}") from None
+
+
+def test_batch_equals_single_segments(rng: np.random.Generator) -> None:
+    config = FeatureConfig()
+    batch = rng.normal(0, 0.1, (3, config.segment_samples)).astype(np.float32)
+    together = compute_features(batch, config)
+    for i in range(3):
+        alone = compute_features(batch[i : i + 1], config)
+        for var in together:
+            np.testing.assert_allclose(together[var][i], alone[var][0], rtol=1e-5, atol=1e-5)
+
+
+def test_tuning_matches_librosa_per_segment(rng: np.random.Generator) -> None:
+    sr = 22050
+    t = np.arange(sr * 2) / sr
+    segs = np.stack([
+        np.sin(2 * np.pi * 440 * 2 ** (cents / 1200) * t) for cents in (-30, 0, 17)
+    ] + [rng.normal(0, 0.1, t.size)]).astype(np.float32)
+    power = np.abs(librosa.stft(segs)) ** 2
+    ours = estimate_tuning(S=power, sr=sr)
+    for i in range(segs.shape[0]):
+        assert ours[i] == pytest.approx(librosa.estimate_tuning(S=power[i], sr=sr))
+
+
+def test_summaries_use_valid_frames_only(rng: np.random.Generator) -> None:
+    values = rng.normal(size=(2, 10, 3)).astype(np.float32)
+    stats = summarize(values, np.array([4, 10]))
+    np.testing.assert_allclose(stats["mean"][0], values[0, :4].mean(axis=0), rtol=1e-5)
+    np.testing.assert_allclose(stats["std"][0], values[0, :4].std(axis=0), rtol=1e-5)
+    np.testing.assert_allclose(stats["mean"][1], values[1].mean(axis=0), rtol=1e-5)
+    scalar = summarize(values[:, :, 0], np.array([1, 3]))
+    assert scalar["std"][0] == 0.0
+    assert scalar["mean"].shape == (2,)
+
+
+def test_wrong_segment_length_is_refused() -> None:
+    with pytest.raises(ValueError, match="Expected segments of"):
+        compute_features(np.zeros((1, 100), dtype=np.float32), FeatureConfig())
+    with pytest.raises(ValueError, match="Expected y with shape"):
+        compute_features(np.zeros(100, dtype=np.float32), FeatureConfig())
