@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 from .config import FeatureConfig
 from .errors import DecodeError, StorageError
@@ -102,6 +103,19 @@ def compute_chunk(task: ChunkTask, config: FeatureConfig, storage_options: Mappi
         arrays[name] = np.full((n, n_frames, *_bins(name, config)), np.nan, dtype=np.float32)
         for stat in ("mean", "std"):
             arrays[f"{name}_{stat}"] = np.full((n, *_bins(name, config)), np.nan, dtype=np.float32)
+    # one BLAS thread: a chunk's numbers do not depend on where (or how threaded) it ran
+    with threadpool_limits(limits=1, user_api="blas"):
+        _featurise(rows, audio, valid_frames, config, arrays)
+    timings["compute"] = time.perf_counter() - t0
+    arrays["segment_valid"] = valid
+    arrays["segment_valid_frames"] = valid_frames
+    report = {"chunk": task.index, "files": files_report, "segments": int(valid.sum()),
+              "audio_seconds": audio_seconds, "timings": timings}
+    return arrays, report
+
+
+def _featurise(rows: list[int], audio: list[np.ndarray], valid_frames: np.ndarray, config: FeatureConfig, arrays: dict[str, np.ndarray]) -> None:
+    """Features and summaries of the collected segments, in bounded batches, into ``arrays``."""
     for b in range(0, len(rows), BATCH_SEGMENTS):
         batch_rows = np.asarray(rows[b : b + BATCH_SEGMENTS])
         batch = np.stack(audio[b : b + BATCH_SEGMENTS])
@@ -111,12 +125,6 @@ def compute_chunk(task: ChunkTask, config: FeatureConfig, storage_options: Mappi
             stats = summarize(values, valid_frames[batch_rows])
             arrays[f"{name}_mean"][batch_rows] = stats["mean"]
             arrays[f"{name}_std"][batch_rows] = stats["std"]
-    timings["compute"] = time.perf_counter() - t0
-    arrays["segment_valid"] = valid
-    arrays["segment_valid_frames"] = valid_frames
-    report = {"chunk": task.index, "files": files_report, "segments": int(valid.sum()),
-              "audio_seconds": audio_seconds, "timings": timings}
-    return arrays, report
 
 
 def _bins(name: str, config: FeatureConfig) -> tuple[int, ...]:
@@ -128,7 +136,7 @@ def _bins(name: str, config: FeatureConfig) -> tuple[int, ...]:
 
 def run_chunk(task: ChunkTask, store_url: str, config_dict: dict[str, Any], storage_options: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """Compute one chunk and write its region, report and done-flag (in that order)."""
-    from .store import open_group
+    from .store import open_group, zarr_array
 
     config = FeatureConfig.from_dict(config_dict)
     arrays, report = compute_chunk(task, config, storage_options)
@@ -136,9 +144,9 @@ def run_chunk(task: ChunkTask, store_url: str, config_dict: dict[str, Any], stor
     try:
         group = open_group(store_url, storage_options, mode="r+")
         for name, values in arrays.items():
-            group[name][task.start : task.stop] = values
-        group["chunk_report"][task.index] = json.dumps(report, sort_keys=True)
-        group["chunk_done"][task.index] = 1
+            zarr_array(group, name)[task.start : task.stop] = values
+        zarr_array(group, "chunk_report")[task.index] = json.dumps(report, sort_keys=True)
+        zarr_array(group, "chunk_done")[task.index] = 1
     except (OSError, KeyError, ValueError) as exc:
         raise StorageError(f"writing chunk {task.index} to {store_url} failed: {' '.join(str(exc).split())}") from exc
     report["timings"]["write"] = time.perf_counter() - t0

@@ -66,7 +66,8 @@ def power_to_db(*, S: np.ndarray, top_db: float | None = None) -> np.ndarray:
     log_spec: np.ndarray = 10.0 * np.log10(np.maximum(_AMIN_POWER, S))
     if top_db is not None:
         peak = log_spec.max(axis=tuple(range(1, S.ndim)), keepdims=True)
-        log_spec = np.maximum(log_spec, peak - top_db)
+        clipped: np.ndarray = np.maximum(log_spec, peak - top_db)
+        return clipped
     return log_spec
 
 
@@ -125,7 +126,7 @@ def _chroma_basis(sr: int, n_fft: int, tuning: float, n_chroma: int) -> np.ndarr
 
 def _frame_sums(values: np.ndarray, *, frame_length: int, hop_length: int, n_frames: int) -> np.ndarray:
     """Sum of ``values[..., t*hop : t*hop + frame_length]`` for each frame ``t`` (float64)."""
-    csum = np.zeros(values.shape[:-1] + (values.shape[-1] + 1,), dtype=np.float64)
+    csum = np.zeros((*values.shape[:-1], values.shape[-1] + 1), dtype=np.float64)
     np.cumsum(values, axis=-1, dtype=np.float64, out=csum[..., 1:])
     starts = np.arange(n_frames) * hop_length
     result: np.ndarray = csum[..., starts + frame_length] - csum[..., starts]
@@ -145,7 +146,8 @@ def rms(*, y: np.ndarray, frame_length: int = 2048, hop_length: int = 512) -> np
     n_frames = 1 + (padded.shape[-1] - frame_length) // hop_length
     sq = np.square(padded, dtype=np.float64)
     power = _frame_sums(sq, frame_length=frame_length, hop_length=hop_length, n_frames=n_frames)
-    return np.sqrt(np.maximum(power, 0.0) / frame_length).astype(np.float32)
+    result: np.ndarray = np.sqrt(np.maximum(power, 0.0) / frame_length).astype(np.float32)
+    return result
 
 
 def zero_crossing_rate(*, y: np.ndarray, frame_length: int = 2048, hop_length: int = 512) -> np.ndarray:

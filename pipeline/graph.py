@@ -7,7 +7,6 @@ its own chunk-aligned region and then its done-flag. Re-running computes only mi
 from __future__ import annotations
 
 import contextlib
-
 import logging
 import os
 import sys
@@ -22,7 +21,7 @@ import numpy as np
 from .chunk import ChunkFile, ChunkTask, run_chunk
 from .config import FeatureConfig
 from .errors import ConfigMismatch, InputError, SchedulerError, SchemaError
-from .io import FileInfo, list_inputs, probe_file, sanitize_storage_options
+from .io import list_inputs, probe_file, sanitize_storage_options
 from .labels import DEFAULT_SPLIT_FRACTIONS, hash_split, label_from_parent, read_labels_csv
 from .schema import Layout, build_layout, make_template
 from .store import (
@@ -36,6 +35,7 @@ from .store import (
     remove_store,
     store_config,
     store_exists,
+    zarr_array,
 )
 
 __all__ = ["ExtractReport", "extract", "plan_tasks"]
@@ -250,7 +250,7 @@ def extract(
                     f"{len(new)} input files are not in {store_url} (first: {new[0]}); appending to "
                     "an existing store is not supported yet: use a new store or --overwrite"
                 )
-            layout = _layout_from_store(ds, config)
+            layout = _layout_from_store(ds)
             done = np.asarray(ds["chunk_done"].values).astype(bool)
             pending = [int(c) for c in np.flatnonzero(~done)]
             print(f"resuming: {int(done.sum())} of {done.size} chunks done", file=out)
@@ -298,21 +298,22 @@ def _check_existing(store_url: str, options: Mapping[str, Any], config: FeatureC
     return True
 
 
-def _layout_from_store(ds: Any, config: FeatureConfig) -> Layout:
+def _layout_from_store(ds: Any) -> Layout:
+    """The layout a store was written with, read back from its per-file coordinates."""
     from .schema import FileRecord
 
-    records = []
-    for i in range(ds.sizes["file"]):
-        records.append(FileRecord(
-            uri=str(ds["file_path"].values[i]), label=str(ds["file_label"].values[i]),
-            split=str(ds["file_split"].values[i]), size=int(ds["file_bytes"].values[i]),
-            fingerprint=str(ds["file_fingerprint"].values[i]), sample_rate=int(ds["file_sample_rate"].values[i]),
-            channels=int(ds["file_channels"].values[i]),
-            frames=int(ds["file_frames"].values[i]),
-            format=str(ds["file_format"].values[i]), error="",
-            first_segment=int(ds["file_first_segment"].values[i]), n_segments=int(ds["file_segments"].values[i]),
-        ))
-    del config
+    text = {k: as_text(ds[f"file_{k}"]) for k in ("path", "label", "split", "fingerprint", "format")}
+    ints = {k: np.asarray(ds[f"file_{k}"].values) for k in ("bytes", "sample_rate", "channels", "frames", "first_segment", "segments")}
+    records = [
+        FileRecord(
+            uri=str(text["path"][i]), label=str(text["label"][i]), split=str(text["split"][i]),
+            size=int(ints["bytes"][i]), fingerprint=str(text["fingerprint"][i]),
+            sample_rate=int(ints["sample_rate"][i]), channels=int(ints["channels"][i]),
+            frames=int(ints["frames"][i]), format=str(text["format"][i]), error="",
+            first_segment=int(ints["first_segment"][i]), n_segments=int(ints["segments"][i]),
+        )
+        for i in range(ds.sizes["file"])
+    ]
     return Layout(files=tuple(records), n_segments=ds.sizes["segment"], chunk=int(ds.attrs["segment_chunk"]))
 
 
@@ -389,9 +390,9 @@ def _finalize(store_url: str, options: Mapping[str, Any], report: ExtractReport)
     for rep in reports:
         audio_seconds += float(rep.get("audio_seconds", 0.0))
     group = open_group(store_url, options, mode="r+")
-    group["file_status"][:] = status
-    group["file_error"][:] = errors
-    group["file_warning"][:] = warnings_
+    zarr_array(group, "file_status")[:] = status.astype(np.dtypes.StringDType())
+    zarr_array(group, "file_error")[:] = errors.astype(np.dtypes.StringDType())
+    zarr_array(group, "file_warning")[:] = warnings_.astype(np.dtypes.StringDType())
     group.attrs["updated"] = datetime.now(UTC).isoformat(timespec="seconds")
     consolidate(store_url, options)
 

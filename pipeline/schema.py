@@ -22,11 +22,11 @@ from .config import FeatureConfig
 __all__ = [
     "CHUNK_TARGET_BYTES",
     "FILE_STATUS",
-    "Layout",
     "PITCH_CLASSES",
     "SEGMENT_PADDING",
     "SPLITS",
     "VARIABLES",
+    "Layout",
     "Variable",
     "build_layout",
     "chunk_segments",
@@ -168,16 +168,16 @@ def build_layout(
 
 
 def package_versions() -> dict[str, str]:
-    import librosa
-    import soundfile
-    import soxr
-    import zarr
+    """Versions of the packages that determine a store's numbers."""
+    from importlib.metadata import PackageNotFoundError, version
 
-    return {
-        "pipeline": __version__, "librosa": librosa.__version__, "numpy": np.__version__,
-        "soundfile": soundfile.__version__, "soxr": soxr.__version__, "zarr": zarr.__version__,
-        "xarray": xr.__version__,
-    }
+    out = {"pipeline": __version__}
+    for name in ("librosa", "numpy", "scipy", "soundfile", "soxr", "zarr", "xarray", "dask"):
+        try:
+            out[name] = version(name)
+        except PackageNotFoundError:
+            out[name] = "unknown"
+    return out
 
 
 def _strings(values: Sequence[str]) -> np.ndarray:
@@ -222,7 +222,8 @@ def make_template(layout: Layout, config: FeatureConfig, *, extra_attrs: dict[st
     encoding: dict[str, dict[str, Any]] = {}
 
     def lazy(shape: tuple[int, ...], dtype: Any, chunks: tuple[int, ...]) -> da.Array:
-        return da.zeros(shape, dtype=dtype, chunks=chunks)
+        placeholder: da.Array = da.zeros(shape, dtype=dtype, chunks=chunks)
+        return placeholder
 
     for name in config.frame_variables:
         var = VARIABLES[name]
@@ -267,7 +268,7 @@ def make_template(layout: Layout, config: FeatureConfig, *, extra_attrs: dict[st
     import librosa
 
     if "mel" in config.frame_variables or "mfcc" in config.frame_variables:
-        mel_f = librosa.mel_frequencies(n_mels=config.n_mels, fmin=config.fmin, fmax=config.fmax)
+        mel_f = librosa.mel_frequencies(n_mels=config.n_mels, fmin=config.fmin, fmax=float(config.fmax or config.sr / 2))
         coords["mel_frequency"] = xr.Variable(("mel_band",), mel_f, {"description": "mel band centre", "units": "Hz"})
     if "mfcc" in config.frame_variables:
         coords["mfcc_coef"] = xr.Variable(("mfcc_coef",), np.arange(config.n_mfcc, dtype=np.int32), {"description": "MFCC index", "units": "1"})
@@ -304,9 +305,9 @@ def make_template(layout: Layout, config: FeatureConfig, *, extra_attrs: dict[st
     encoding["chunk_report"] = {"chunks": (1,)}
 
     now = datetime.now(UTC).isoformat(timespec="seconds")
-    attrs: dict[str, Any] = {**config.to_dict(), "segment_chunk": chunk,
+    root_attrs: dict[str, Any] = {**config.to_dict(), "segment_chunk": chunk,
                              "versions": package_versions(), "created": now, "updated": now,
                              "description": "Audio features (librosa reference) per segment; see docs/store.md"}
-    attrs.update(extra_attrs or {})
-    ds = xr.Dataset(data_vars, coords=coords, attrs=attrs)
+    root_attrs.update(extra_attrs or {})
+    ds = xr.Dataset(data_vars, coords=coords, attrs=root_attrs)
     return ds, encoding

@@ -7,7 +7,7 @@ import json
 import warnings
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import xarray as xr
@@ -30,6 +30,7 @@ __all__ = [
     "store_config",
     "store_exists",
     "visible_segments",
+    "zarr_array",
 ]
 
 TEMPLATE_ATTR = "pipeline_template"
@@ -69,11 +70,19 @@ def remove_store(url: str, storage_options: Mapping[str, Any] | None = None) -> 
         fs.rm(path, recursive=True)
 
 
-def open_group(url: str, storage_options: Mapping[str, Any] | None = None, *, mode: str = "r+") -> zarr.Group:
+def open_group(url: str, storage_options: Mapping[str, Any] | None = None, *, mode: Literal["r", "r+"] = "r+") -> zarr.Group:
     """The store's root group through zarr (no xarray), without consolidated metadata."""
     store = _zarr_store(url, storage_options, read_only=mode == "r")
     with quiet_zarr():
         return zarr.open_group(store=store, mode=mode, use_consolidated=False)
+
+
+def zarr_array(group: zarr.Group, name: str) -> zarr.Array[Any]:
+    """The array ``name`` of ``group`` (a store variable), or a SchemaError."""
+    node = group.get(name)
+    if not isinstance(node, zarr.Array):
+        raise SchemaError(f"Expected an array {name!r} in the store, got {type(node).__name__}")
+    return node
 
 
 def consolidate(url: str, storage_options: Mapping[str, Any] | None = None) -> None:
@@ -94,7 +103,7 @@ def open_raw(url: str, storage_options: Mapping[str, Any] | None = None) -> xr.D
     """The store as plain ``xr.open_zarr`` sees it: every segment, complete or not."""
     try:
         with quiet_zarr():
-            ds = xr.open_zarr(_zarr_store(url, storage_options, read_only=True), consolidated=None)
+            ds: xr.Dataset = xr.open_zarr(_zarr_store(url, storage_options, read_only=True), consolidated=None)
     except (FileNotFoundError, KeyError) as exc:
         raise SchemaError(f"Expected a feature store at {url}, found none") from exc
     if "chunk_done" not in ds.variables or "segment_valid" not in ds.variables:
@@ -157,7 +166,4 @@ def completeness(ds: xr.Dataset) -> Completeness:
 
 def chunk_reports(ds: xr.Dataset) -> list[dict[str, Any]]:
     """Decoded per-chunk reports (empty dict for chunks not yet done)."""
-    out: list[dict[str, Any]] = []
-    for text in as_text(ds["chunk_report"]):
-        out.append(json.loads(text) if text else {})
-    return out
+    return [json.loads(text) if text else {} for text in as_text(ds["chunk_report"])]

@@ -56,6 +56,7 @@ __all__ = [
 
 FloatArray = npt.NDArray[np.float32]
 _F64 = npt.NDArray[np.float64]
+_F32 = npt.NDArray[np.float32]
 
 GENRES: Final[tuple[str, ...]] = (
     "ambient",
@@ -363,6 +364,7 @@ class _Part:
     highpass: float | None = None
     order: int = 2
     send: float = 0.0
+    factor: int = 1  # ``signal`` is sampled at ``sr / factor`` (upsampled in the FFT)
 
 
 @lru_cache(maxsize=6)
@@ -382,6 +384,7 @@ def _reverb_spectrum(nfft: int, sr: int, rt60: float) -> npt.NDArray[np.complex6
 
 def _fft_mix(
     parts: Sequence[_Part],
+    n: int,
     sr: int,
     rng: np.random.Generator,
     *,
@@ -389,41 +392,50 @@ def _fft_mix(
     sweep_hz: float = 0.05,
     pink: float = 0.0,
 ) -> _F64:
-    """Filter, reverberate and sum ``parts`` with one forward FFT each.
+    """Filter, reverberate and sum ``parts`` into ``n`` samples, one forward FFT each.
 
     Every part may have a low-pass (``sweep_to`` makes it an evolving sweep
     between two cut-offs driven by a slow LFO of ``sweep_hz``), a high-pass
     and a send into a shared convolution reverb of ``rt60`` seconds
-    (quantised to 0.5 s so its spectrum can be cached). ``pink`` adds a pink
-    noise bed of that RMS level, generated directly in the frequency domain.
-    All filters are zero-phase; the FFTs run in single precision. One or two
-    inverse FFTs are used in total.
+    (quantised to 0.5 s so its spectrum can be cached). A part rendered at
+    ``sr / factor`` is band-limited-upsampled for free by zero-padding its
+    spectrum. ``pink`` adds a pink noise bed of that RMS level, generated
+    directly in the frequency domain. All filters are zero-phase; the FFTs run
+    in single precision. One or two inverse FFTs are used in total.
     """
-    n = parts[0].signal.size
     if n == 0:
         return np.zeros(0, dtype=np.float64)
     room = max(0.5, round(rt60 * 2.0) / 2.0)
     reverb = any(part.send > 0.0 for part in parts)
-    nfft = _fast_len(n + (int(room * sr) if reverb else 0))
+    step = math.lcm(*(part.factor for part in parts))
+    nfft = step * _fast_len(-(-(n + (int(room * sr) if reverb else 0)) // step))
     freqs = np.fft.rfftfreq(nfft, 1.0 / sr).astype(np.float32)
     wet = _reverb_spectrum(nfft, sr, room) if reverb else None
     static = np.zeros(freqs.size, dtype=np.complex64)
     moving: npt.NDArray[np.complex64] | None = None
     for part in parts:
-        spectrum = np.fft.rfft(part.signal.astype(np.float32), nfft)
+        if part.factor == 1:
+            spectrum = np.fft.rfft(part.signal.astype(np.float32), nfft)
+        else:
+            small = np.fft.rfft(part.signal.astype(np.float32), nfft // part.factor)
+            spectrum = small[: nfft // part.factor // 2] * np.float32(part.factor)
+        bins = spectrum.size
+        band = freqs[:bins]
         if part.highpass is not None:
-            spectrum *= _butter_mag(freqs, part.highpass, part.order, high=True)
+            spectrum *= _butter_mag(band, part.highpass, part.order, high=True)
         if wet is not None and part.send > 0.0:
-            spectrum += np.float32(part.send) * spectrum * wet
+            spectrum += np.float32(part.send) * spectrum * wet[:bins]
         if part.lowpass is None:
-            static += spectrum
+            static[:bins] += spectrum
             continue
-        closed = spectrum * _butter_mag(freqs, part.lowpass, part.order, high=False)
-        static += closed
+        closed = spectrum * _butter_mag(band, part.lowpass, part.order, high=False)
+        static[:bins] += closed
         if part.sweep_to is not None:
-            spectrum *= _butter_mag(freqs, part.sweep_to, part.order, high=False)
+            spectrum *= _butter_mag(band, part.sweep_to, part.order, high=False)
             spectrum -= closed
-            moving = spectrum if moving is None else moving + spectrum
+            if moving is None:
+                moving = np.zeros(freqs.size, dtype=np.complex64)
+            moving[:bins] += spectrum
     if pink > 0.0 and freqs.size > 1:
         count = freqs.size - 1
         scale = pink * nfft / math.sqrt(2.0 * float(np.sum(1.0 / np.arange(1, count + 1))))
@@ -442,12 +454,16 @@ def _fft_mix(
 
 
 def _unit(x: _F64) -> _F64:
-    """Scale ``x`` to unit RMS (zeros stay zeros)."""
-    rms = math.sqrt(float(np.dot(x, x)) / x.size) if x.size else 0.0
-    if rms <= 0.0:
-        return x
-    out: _F64 = x / rms
-    return out
+    """Scale ``x`` in place to (approximately) unit RMS and return it; zeros stay zeros.
+
+    The RMS is estimated from every 8th sample, which is plenty for audio and
+    avoids a full-size temporary (and BLAS threads).
+    """
+    probe = x[::8]
+    rms = math.sqrt(float(np.mean(np.square(probe)))) if probe.size else 0.0
+    if rms > 0.0:
+        x *= 1.0 / rms
+    return x
 
 
 def _echo(x: _F64, delay: int, feedback: float, *, taps: int) -> _F64:
@@ -486,7 +502,7 @@ def _place(out: _F64, sample: _F64, times: Sequence[float], gains: Sequence[floa
 
 
 @cache
-def _table(kind: str, harmonics: int) -> _F64:
+def _table(kind: str, harmonics: int) -> _F32:
     """One band-limited cycle of a waveform with at most ``harmonics`` partials."""
     k = np.arange(1, harmonics + 1, dtype=np.float64)
     if kind == "sine":
@@ -514,9 +530,11 @@ def _table(kind: str, harmonics: int) -> _F64:
     else:
         raise ValueError(f"Expected a known wavetable kind, got {kind!r}")
     phase = 2.0 * np.pi * np.arange(_TABLE_SIZE, dtype=np.float64) / _TABLE_SIZE
-    table: _F64 = np.sin(np.outer(phase, k)) @ amps
+    table = np.sin(np.outer(phase, k)) @ amps
     table /= float(np.max(np.abs(table)))
-    return table
+    single: _F32 = table.astype(np.float32)
+    single.setflags(write=False)
+    return single
 
 
 def _osc(
@@ -526,7 +544,7 @@ def _osc(
     sr: int,
     phase0: float = 0.0,
     bandwidth: float | None = None,
-) -> _F64:
+) -> _F32:
     """Band-limited wavetable oscillator evaluated at (possibly warped) times ``tau``.
 
     Partials stop below Nyquist and below ``bandwidth`` (a cheap brick-wall
@@ -538,7 +556,16 @@ def _osc(
     table = _table(kind, harmonics)
     idx = (tau * (freq * _TABLE_SIZE) + phase0 * _TABLE_SIZE).astype(np.int64)
     idx &= _TABLE_SIZE - 1
-    out: _F64 = table[idx]
+    out: _F32 = table[idx]
+    return out
+
+
+@lru_cache(maxsize=8)
+def _clock(sr: int, size: int, single: bool) -> _F64 | _F32:
+    """Read-only sample times ``arange(size) / sr`` (cached: reused for every note)."""
+    times = np.arange(size, dtype=np.float64) / sr
+    out = times.astype(np.float32) if single else times
+    out.setflags(write=False)
     return out
 
 
@@ -580,12 +607,14 @@ def _render(out: _F64, notes: Sequence[_Note], voice: _Voice, sr: int) -> None:
     size = out.size
     gain = 1.0 / len(voice.detune_cents)
     finite = math.isfinite(voice.decay)
+    clock64 = _clock(sr, size, False)
+    clock32 = _clock(sr, size, True)
     warp: _F64 | None = None
     if voice.vibrato is not None and notes:
         # one shared vibrato "warped clock" for the whole bus: tau(t) = cumsum(2^(d sin)) / sr
         rate, depth = voice.vibrato
-        clock = np.arange(size, dtype=np.float64) * (2.0 * np.pi * rate / sr)
-        warp = np.cumsum(np.exp2(depth / 12.0 * np.sin(clock))) / sr
+        wobble = np.exp2(depth / 12.0 * np.sin(clock64 * (2.0 * np.pi * rate)))
+        warp = np.cumsum(wobble) / sr
     for number, note in enumerate(notes):
         start = max(0, round(note.onset * sr))
         if start >= size or note.velocity <= 0.0:
@@ -596,25 +625,29 @@ def _render(out: _F64, notes: Sequence[_Note], voice: _Voice, sr: int) -> None:
             length = min(length, round(7.0 * voice.decay * sr) + 1)
         if length <= 0:
             continue
-        t = np.arange(length, dtype=np.float64) / sr
+        t = clock32[:length]
         if finite:
-            env = voice.sustain + (1.0 - voice.sustain) * np.exp(-t / voice.decay)
+            env = np.exp(t * np.float32(-1.0 / voice.decay))
+            if voice.sustain > 0.0:
+                env *= np.float32(1.0 - voice.sustain)
+                env += np.float32(voice.sustain)
         else:
-            env = np.ones(length, dtype=np.float64)
+            env = np.ones(length, dtype=np.float32)
         head = min(length, round(voice.attack * sr))
         if head > 0:
-            env[:head] *= t[:head] / voice.attack
+            env[:head] *= t[:head] * np.float32(1.0 / voice.attack)
         tail = max(0, round(note.duration * sr))
         if tail < length:
-            env[tail:] *= np.clip((end_time - t[tail:]) / voice.release, 0.0, 1.0)
-        tau = t if warp is None else warp[start : start + length] - warp[start]
+            fade = (np.float32(end_time) - t[tail:]) * np.float32(1.0 / voice.release)
+            env[tail:] *= np.clip(fade, 0.0, 1.0)
+        tau = clock64[:length] if warp is None else warp[start : start + length] - warp[start]
         base = _hz(note.midi)
         bright_len = 0
-        weight = t[:0]
+        weight = np.zeros(0, dtype=np.float32)
         if voice.dull_kind is not None:
             bright_len = min(length, round(6.0 * voice.bright_decay * sr))
-            weight = np.exp(-t[:bright_len] / voice.bright_decay)
-        signal: _F64 | None = None
+            weight = np.exp(t[:bright_len] * np.float32(-1.0 / voice.bright_decay))
+        signal: _F32 | None = None
         for j, cents in enumerate(voice.detune_cents):
             freq = base * 2.0 ** (cents / 1200.0)
             phase0 = (0.618034 * (number + 3 * j)) % 1.0
@@ -627,8 +660,9 @@ def _render(out: _F64, notes: Sequence[_Note], voice: _Voice, sr: int) -> None:
                 wave[:bright_len] += weight * (bright - wave[:bright_len])
             signal = wave if signal is None else signal + wave
         if signal is not None:
-            env *= note.velocity * gain
-            out[start : start + length] += env * signal
+            env *= np.float32(note.velocity * gain)
+            env *= signal
+            out[start : start + length] += env
 
 
 # --------------------------------------------------------------------------- drum one-shots
@@ -735,8 +769,10 @@ def _ambient(n: int, sr: int, rng: np.random.Generator) -> _F64:
             notes.append(_Note(onset, chord_len, m, rng.uniform(0.6, 1.0)))
         bass.append(_Note(onset, chord_len, _degree(tonic - 12, scale, degree), 1.0))
         degree = int(rng.choice([0, 3, 4, 5, 1, 2]))
-    pad_bus = np.zeros(n, dtype=np.float64)
-    _render(pad_bus, notes, pad, sr)
+    # the pads are dark, so render them at half rate; _fft_mix upsamples them
+    factor = 2 if sr % 2 == 0 else 1
+    pad_bus = np.zeros(-(-n // factor), dtype=np.float64)
+    _render(pad_bus, notes, pad, sr // factor)
     cutoff = rng.uniform(450.0, 1100.0)
     parts = [
         _Part(
@@ -744,6 +780,7 @@ def _ambient(n: int, sr: int, rng: np.random.Generator) -> _F64:
             lowpass=cutoff,
             sweep_to=cutoff * rng.uniform(2.0, 3.5),
             send=rng.uniform(0.5, 0.9),
+            factor=factor,
         )
     ]
     drone = np.zeros(n, dtype=np.float64)
@@ -767,6 +804,7 @@ def _ambient(n: int, sr: int, rng: np.random.Generator) -> _F64:
         bells *= rng.uniform(0.2, 0.45)
     mix = _fft_mix(
         parts,
+        n,
         sr,
         rng,
         rt60=rng.uniform(3.0, 4.5),
@@ -865,7 +903,7 @@ def _classical(n: int, sr: int, rng: np.random.Generator) -> _F64:
         pad = np.zeros(n, dtype=np.float64)
         _render(pad, strings, section, sr)
         bus += rng.uniform(0.2, 0.5) * _unit(pad)
-    return _fft_mix([_Part(bus, send=send)], sr, rng, rt60=rng.uniform(1.6, 2.6))
+    return _fft_mix([_Part(bus, send=send)], n, sr, rng, rt60=rng.uniform(1.6, 2.6))
 
 
 def _electronic(n: int, sr: int, rng: np.random.Generator) -> _F64:
@@ -942,7 +980,7 @@ def _electronic(n: int, sr: int, rng: np.random.Generator) -> _F64:
     pump = 1.0 - 0.7 * np.exp(-np.mod(t, beat) / 0.08)
     bass_level = rng.uniform(0.5, 0.8)
     stabs = bass_level * rng.uniform(0.3, 0.6) * pump * _unit(stabs)
-    mix = _fft_mix([_Part(stabs, send=0.4)], sr, rng, rt60=1.0)
+    mix = _fft_mix([_Part(stabs, send=0.4)], n, sr, rng, rt60=1.0)
     mix += _unit(drums) + bass_level * pump * _unit(synth)
     return mix
 
@@ -1036,7 +1074,7 @@ def _jazz(n: int, sr: int, rng: np.random.Generator) -> _F64:
         lead = np.zeros(n, dtype=np.float64)
         _render(lead, horn, _Voice("reed", attack=0.03, release=0.06, vibrato=(5.0, 0.1), bandwidth=6000.0), sr)
         mix += rng.uniform(0.2, 0.4) * _unit(lead)
-    return _fft_mix([_Part(mix, send=0.3)], sr, rng, rt60=1.2)
+    return _fft_mix([_Part(mix, send=0.3)], n, sr, rng, rt60=1.2)
 
 
 def _wrap(midi: int, low: int, high: int) -> int:
@@ -1114,7 +1152,7 @@ def _rock(n: int, sr: int, rng: np.random.Generator) -> _F64:
         ),
         _Part(rng.uniform(0.6, 0.9) * _unit(drums), send=0.25),
     ]
-    mix = _fft_mix(parts, sr, rng, rt60=0.8)
+    mix = _fft_mix(parts, n, sr, rng, rt60=0.8)
     mix += rng.uniform(0.3, 0.6) * _unit(bass)
     return mix
 
@@ -1145,7 +1183,7 @@ def _hiphop(n: int, sr: int, rng: np.random.Generator) -> _F64:
     kind = str(rng.choice(["epiano", "string", "organ", "piano"]))
     _render(loop, phrase, _Voice(kind, attack=0.01, decay=0.9, sustain=0.3, release=0.2), sr)
     dusty = _Part(np.tile(loop, 2), lowpass=rng.uniform(1500, 3000), highpass=180.0, send=0.3)
-    loop = _fft_mix([dusty], sr, rng, rt60=1.0)[loop_len:]
+    loop = _fft_mix([dusty], 2 * loop_len, sr, rng, rt60=1.0)[loop_len:]
     loop = np.round(loop / (np.max(np.abs(loop)) + 1e-9) * 64.0) / 64.0  # crunchy bit depth
     repeats = int(math.ceil(n / loop_len))
     sample_bus = np.tile(loop, repeats)[:n]

@@ -12,7 +12,13 @@ import soundfile as sf
 from conftest import require_tool
 
 from pipeline.errors import DecodeError, InputError
-from pipeline.io import decode_range, list_inputs, probe_file, resampled_length, sanitize_storage_options
+from pipeline.io import (
+    decode_range,
+    list_inputs,
+    probe_file,
+    resampled_length,
+    sanitize_storage_options,
+)
 from pipeline.labels import hash_split, label_from_parent, read_labels_csv
 
 
@@ -157,5 +163,5 @@ def test_credentials_never_go_into_storage_options() -> None:
     assert sanitize_storage_options({"endpoint_url": "http://127.0.0.1:9"}) == {"endpoint_url": "http://127.0.0.1:9"}
     with pytest.raises(InputError, match="secret"):
         sanitize_storage_options({"key": "AKIA", "secret": "s3cr3t"})
-    with pytest.raises(InputError, match="client_kwargs.aws_secret_access_key"):
+    with pytest.raises(InputError, match=r"client_kwargs\.aws_secret_access_key"):
         sanitize_storage_options({"client_kwargs": {"aws_secret_access_key": "x"}})

@@ -1,0 +1,74 @@
+"""The command line: one-line errors with exit code 2 for bad input; extract and info."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from pipeline.cli import main
+
+PY = [sys.executable, "-m", "pipeline"]
+
+
+def run(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([*PY, *args], capture_output=True, text=True, timeout=300, check=False)
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["extract", "/nonexistent/dir", "-o", "{tmp}/s.zarr", "--scheduler", "synchronous"], "No such file or directory"),
+        (["extract", "{corpus}", "-o", "{tmp}/s.zarr", "--features", "mel,loudness"], "unknown loudness"),
+        (["extract", "{corpus}", "-o", "{tmp}/s.zarr", "--storage-options", "{{not json"], "invalid JSON"),
+        (["extract", "{corpus}", "-o", "{tmp}/s.zarr", "--storage-options", '{{"secret": "hunter2"}}'], "Expected no credentials"),
+        (["extract", "{corpus}", "-o", "{tmp}/s.zarr", "--scheduler", "tcp://127.0.0.1:9"], "Cannot reach the Dask scheduler"),
+        (["extract", "{corpus}", "-o", "{tmp}/s.zarr", "--sr", "-5"], "sr to be a positive integer"),
+        (["extract", "{corpus}", "-o", "{tmp}/s.zarr", "--workers", "0"], "--workers >= 1"),
+        (["extract", "{corpus}"], "the following arguments are required: -o/--output"),
+        (["extract", "{corpus}", "-o", "{tmp}/s.zarr", "--label-from", "grandparent"], "invalid choice"),
+        (["info", "{tmp}"], "Expected a feature store"),
+        (["frobnicate"], "invalid choice"),
+    ],
+)
+def test_bad_input_is_one_line_exit_2(tmp_path: Path, corpus: Path, args: list[str], message: str) -> None:
+    argv = [a.format(tmp=tmp_path, corpus=corpus) for a in args]
+    proc = run(*argv)
+    assert proc.returncode == 2, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1, proc.stderr
+    assert message in lines[0] and "Traceback" not in proc.stderr
+    assert "hunter2" not in proc.stderr
+
+
+def test_extract_then_info(tmp_path: Path, corpus: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    store = str(tmp_path / "cli.zarr")
+    bad = tmp_path / "bad.wav"
+    bad.write_bytes(b"RIFF....WAVEjunk")
+    code = main(["extract", str(corpus), str(bad), "-o", store, "--label-from", "parent", "--scheduler", "synchronous",
+                 "--n-mels", "32", "--features", "mel,rms"])
+    out = capsys.readouterr()
+    assert code == 0
+    assert "5 ok, 0 warned, 1 failed" in out.out
+    assert f"failed: {bad}" in out.err
+    assert main(["info", store]) == 0
+    info = capsys.readouterr().out
+    assert "complete: " in info and "(100%)" in info
+    assert "n_mels=32" in info and "mel_mean" in info
+    assert "noise" in info and "tones" in info
+    assert f"{bad}: unreadable audio header" in info
+    # --strict turns a failed file into exit 1; the rerun resumes (nothing left to do)
+    code = main(["extract", str(corpus), str(bad), "-o", store, "--label-from", "parent", "--scheduler", "synchronous",
+                 "--n-mels", "32", "--features", "mel,rms", "--strict"])
+    err = capsys.readouterr().err
+    assert code == 1
+    assert "resuming: " in err
+
+
+def test_module_and_console_script_agree() -> None:
+    proc = run("--version")
+    assert proc.returncode == 0 and proc.stdout.startswith("audio-pipeline ")
+    script = Path(sys.executable).parent / "audio-pipeline"
+    assert subprocess.run([str(script), "--help"], capture_output=True, text=True, check=False).returncode == 0
