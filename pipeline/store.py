@@ -136,7 +136,9 @@ def visible_segments(ds: xr.Dataset) -> np.ndarray:
 def open_store(url: str, storage_options: Mapping[str, Any] | None = None) -> xr.Dataset:
     """Open a store lazily, showing only segments of complete chunks of non-failed files."""
     ds = open_raw(url, storage_options)
-    return ds.isel(segment=visible_segments(ds))
+    ds = ds.isel(segment=visible_segments(ds))
+    # coordinates are small: load them so that groupby/where on labels work directly
+    return ds.assign_coords({name: ds[name].load() for name in ds.coords if ds[name].ndim == 1})
 
 
 @dataclass(frozen=True)

@@ -706,8 +706,8 @@ def _cymbal(sr: int, rng: np.random.Generator, *, decay: float, ping: float) -> 
     metal = np.zeros(n, dtype=np.float64)
     for f in partials:
         metal += np.sign(np.sin(2.0 * np.pi * f * t + rng.uniform(0, 2 * np.pi)))
-    metal = np.diff(metal, prepend=0.0) * 0.5 + metal * 0.05
-    hiss = _highpassed_noise(rng, n, 2) * 2.0
+    metal = np.diff(metal, prepend=0.0) * 0.15 + metal * 0.15
+    hiss = _highpassed_noise(rng, n, 1) * 1.5
     env = np.exp(-t / decay)
     out: _F64 = (ping * metal / 6.0 + (1.0 - ping) * hiss) * env
     out += ping * 0.6 * np.sin(2.0 * np.pi * partials[0] * 4.0 * t) * np.exp(-t / 0.25)
@@ -1057,7 +1057,7 @@ def _jazz(n: int, sr: int, rng: np.random.Generator) -> _F64:
     t = np.arange(n, dtype=np.float64) / sr
     keys *= 1.0 + 0.25 * np.sin(2.0 * np.pi * rng.uniform(3.5, 5.5) * t)
     mix = (
-        _unit(drums) * rng.uniform(0.5, 0.8)
+        _unit(drums) * rng.uniform(0.2, 0.4)
         + _unit(bass) * rng.uniform(0.6, 0.9)
         + _unit(keys) * rng.uniform(0.4, 0.6)
     )
@@ -1197,7 +1197,7 @@ def _hiphop(n: int, sr: int, rng: np.random.Generator) -> _F64:
     _place(drums, snare, snares, list(rng.uniform(0.7, 0.85, len(snares))), sr)
     hat = _hat(sr, rng, decay=0.03, brightness=1)
     hats = [bar * 4 * beat + (e // 2 + (swing if e % 2 else 0.0)) * beat for bar in range(bars) for e in range(8)]
-    _place(drums, hat, hats, list(rng.uniform(0.1, 0.25, len(hats))), sr)
+    _place(drums, hat, hats, list(rng.uniform(0.05, 0.15, len(hats))), sr)
     sub_notes = [
         _Note(bar * 4 * beat, 3.5 * beat, _degree(tonic - 24, scale, (first, second)[bar % 2]), 1.0)
         for bar in range(bars)
