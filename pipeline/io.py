@@ -52,8 +52,10 @@ CREDENTIAL_KEYS: frozenset[str] = frozenset(
      "aws_session_token", "session_token", "access_key", "secret_key", "credentials",
      "account_key", "sas_token", "connection_string", "client_secret"}
 )
+_LOSSY: frozenset[str] = frozenset({".mp3", ".ogg", ".oga", ".opus", ".m4a", ".aac", ".wma", ".webm", ".mp4"})
 _CONTEXT_SECONDS = 0.1
-_BLOCK_FRAMES = 1 << 20
+_BLOCK_FRAMES = 1 << 18
+_SMALL_BLOCK_FRAMES = 1 << 12
 
 
 def sanitize_storage_options(options: Mapping[str, Any] | None) -> dict[str, Any]:
@@ -130,6 +132,8 @@ def list_inputs(inputs: Sequence[str | os.PathLike[str]], storage_options: Mappi
                         found[join_uri(fs, item, match)] = None
             elif fs.isdir(path):
                 hits = _find_audio(fs, path)
+                if not hits and os.path.splitext(path)[1].lower() in AUDIO_EXTENSIONS:
+                    hits = [path]  # a directory named like audio: an input that fails with a reason
                 if not hits:
                     raise InputError(f"No audio files ({', '.join(sorted(AUDIO_EXTENSIONS))}) under {item}")
                 found.update(dict.fromkeys(join_uri(fs, item, m) for m in hits))
@@ -145,9 +149,13 @@ def list_inputs(inputs: Sequence[str | os.PathLike[str]], storage_options: Mappi
 
 
 def _find_audio(fs: fsspec.AbstractFileSystem, path: str) -> list[str]:
-    return sorted(
-        p for p in fs.find(path) if os.path.splitext(p)[1].lower() in AUDIO_EXTENSIONS
-    )
+    """Audio files under ``path``, plus directories named like audio files that hold none
+    (``x.wav/``): those become inputs that fail with a reason instead of vanishing."""
+    entries = fs.find(path, withdirs=True, detail=True)
+    audio = [p for p, e in entries.items() if os.path.splitext(p)[1].lower() in AUDIO_EXTENSIONS]
+    files = {p for p in audio if entries[p].get("type") != "directory"}
+    lonely = {p for p in audio if p not in files and not any(f.startswith(p.rstrip("/") + "/") for f in files)}
+    return sorted(files | lonely)
 
 
 @dataclass(frozen=True)
@@ -222,8 +230,9 @@ def probe_file(uri: str, storage_options: Mapping[str, Any] | None = None) -> Fi
         else:
             with _open(uri, storage_options) as src:
                 info = sf.info(src)
+                declared = _declared_frames(src, str(info.format), int(info.channels), size)
             sample_rate, channels, frames, fmt = (
-                int(info.samplerate), int(info.channels), int(info.frames), str(info.format)
+                int(info.samplerate), int(info.channels), max(int(info.frames), declared), str(info.format)
             )
     except Exception as exc:
         return _replace(base, error=f"unreadable audio header: {_describe_sf_error(exc)}")
@@ -235,6 +244,37 @@ def probe_file(uri: str, storage_options: Mapping[str, Any] | None = None) -> Fi
         return _replace(base, error=f"invalid header: sample rate {sample_rate}, channels {channels}")
     return FileInfo(uri=uri, size=size, fingerprint=fingerprint, sample_rate=sample_rate,
                     channels=channels, frames=frames, format=fmt)
+
+
+def _declared_frames(src: str | IO[bytes], fmt: str, channels: int, size: int) -> int:
+    """Frames a WAV header declares in its ``data`` chunk (libsndfile reports what is present).
+
+    Returns 0 when unknown (not WAV, streaming-size header, unparsable).
+    """
+    if fmt not in ("WAV", "WAVEX"):
+        return 0
+    try:
+        if isinstance(src, str):
+            with open(src, "rb") as handle:
+                head = handle.read(65536)
+        else:
+            src.seek(0)
+            head = src.read(65536)
+    except OSError:
+        return 0
+    if head[:4] != b"RIFF" or head[8:12] != b"WAVE":
+        return 0
+    pos, block_align = 12, 0
+    while pos + 8 <= len(head):
+        chunk_id, chunk_size = head[pos : pos + 4], int.from_bytes(head[pos + 4 : pos + 8], "little")
+        if chunk_id == b"fmt " and pos + 22 <= len(head):
+            block_align = int.from_bytes(head[pos + 20 : pos + 22], "little")
+        elif chunk_id == b"data":
+            if block_align <= 0 or chunk_size in (0, 0xFFFFFFFF) or pos + 8 + chunk_size <= size:
+                return 0  # complete (or unknown): libsndfile's count is right
+            return chunk_size // block_align
+        pos += 8 + chunk_size + (chunk_size & 1)
+    return 0
 
 
 def _replace(info: FileInfo, **changes: Any) -> FileInfo:
@@ -304,14 +344,26 @@ def decode_range(
             native_stop = min(declared_frames, -(-(stop + context) // step_out) * step_in)
         out_offset = start - out_a
     ext = os.path.splitext(uri.split("?", 1)[0])[1].lower()
-    if ext in _FFMPEG_ONLY:
-        mono, read = _ffmpeg_mono(uri, storage_options, native_start, native_stop)
-    else:
-        mono, read = _soundfile_mono(uri, storage_options, native_start, native_stop)
+    blocks = _ffmpeg_blocks if ext in _FFMPEG_ONLY else _soundfile_blocks
+    # streaming: native blocks -> mono -> soxr.ResampleStream (bit-identical to one-shot soxr),
+    # so memory holds the requested range at the target rate plus one native block
+    stream = None if native_sr == sr else soxr.ResampleStream(native_sr, sr, 1, dtype="float32", quality="soxr_hq")
+    parts: list[np.ndarray] = []
+    read = 0
+    for block in blocks(uri, storage_options, native_start, native_stop):
+        bad = int(np.count_nonzero(~np.isfinite(block)))
+        if bad:
+            raise DecodeError(
+                f"holds non-finite samples (NaN or inf): {bad} in the block at {(native_start + read) / native_sr:.3f} s"
+            )
+        read += block.size
+        parts.append(block if stream is None else stream.resample_chunk(block))
+    if stream is not None:
+        parts.append(stream.resample_chunk(np.zeros(0, dtype=np.float32), last=True))
     expected = native_stop - native_start
     warning = ""
     if read < expected:
-        shortfall_ok = ext in {".mp3", ".ogg", ".oga", ".opus", ".m4a", ".aac"} and expected - read <= max(2 * 1152, expected // 100)
+        shortfall_ok = ext in _LOSSY and expected - read <= max(2 * 1152, expected // 100)
         if native_start + read == 0:
             raise DecodeError("no audio could be decoded (file is truncated or corrupt)")
         if not shortfall_ok:
@@ -319,17 +371,10 @@ def decode_range(
                 f"truncated: decoded {native_start + read} of {declared_frames} frames the header "
                 f"declares ({(native_start + read) / native_sr:.3f} of {declared_frames / native_sr:.3f} s)"
             )
-    bad = np.count_nonzero(~np.isfinite(mono))
-    if bad:
-        raise DecodeError(f"holds {bad} non-finite samples (NaN or inf)")
-    if native_sr == sr:
-        y = mono
-    else:
+    y = np.concatenate(parts) if parts else np.zeros(0, dtype=np.float32)
+    if stream is not None:
         # interior ranges are aligned to the ratio, so this equals the whole-file sizing
-        n_out = resampled_length(read, native_sr, sr)
-        y = soxr.resample(mono, native_sr, sr, quality="soxr_hq") if mono.size else mono
-        y = _fix_length(np.asarray(y, dtype=np.float32), n_out)
-        y = y[out_offset : out_offset + (stop - start)]
+        y = _fix_length(y, resampled_length(read, native_sr, sr))[out_offset : out_offset + (stop - start)]
     return Decoded(y=np.ascontiguousarray(y, dtype=np.float32), native_frames_read=native_start + read, warning=warning)
 
 
@@ -339,30 +384,47 @@ def _fix_length(y: np.ndarray, size: int) -> np.ndarray:
     return np.pad(y, (0, size - y.shape[0]))
 
 
-def _soundfile_mono(uri: str, storage_options: Mapping[str, Any] | None, start: int, stop: int) -> tuple[np.ndarray, int]:
-    parts: list[np.ndarray] = []
-    read = 0
-    try:
-        with _open(uri, storage_options) as src, sf.SoundFile(src) as handle:
-            if start:
-                handle.seek(start)
-            remaining = stop - start
-            while remaining > 0:
-                block = handle.read(min(_BLOCK_FRAMES, remaining), dtype="float32", always_2d=True)
+def _mono(block: np.ndarray) -> np.ndarray:
+    """Channel mean in float32, as ``librosa.to_mono``."""
+    if block.shape[1] == 1:
+        return np.ascontiguousarray(block[:, 0])
+    mono: np.ndarray = block.mean(axis=1, dtype=np.float32)
+    return mono
+
+
+def _soundfile_blocks(uri: str, storage_options: Mapping[str, Any] | None, start: int, stop: int) -> Iterator[np.ndarray]:
+    """Mono float32 blocks of native frames ``[start, stop)``; stops early where data ends.
+
+    libsndfile fails a whole read when the data breaks off inside it (a truncated FLAC, say),
+    so after a failed read the rest is retried in small blocks to keep every frame that decodes.
+    """
+    read, block_frames, opened_once = 0, _BLOCK_FRAMES, False
+    while read < stop - start:
+        with contextlib.ExitStack() as stack:
+            try:
+                src = stack.enter_context(_open(uri, storage_options))
+                handle = stack.enter_context(sf.SoundFile(src))
+                if start + read:
+                    handle.seek(start + read)
+            except (sf.LibsndfileError, RuntimeError, ValueError) as exc:
+                if not opened_once:
+                    raise DecodeError(f"cannot decode audio: {_describe_sf_error(exc)}") from exc
+                return
+            opened_once = True
+            while read < stop - start:
+                try:
+                    block = handle.read(min(block_frames, stop - start - read), dtype="float32", always_2d=True)
+                except (sf.LibsndfileError, RuntimeError) as exc:
+                    if block_frames > _SMALL_BLOCK_FRAMES:
+                        block_frames = _SMALL_BLOCK_FRAMES
+                        break  # reopen at the same place and go on in small blocks
+                    if read == 0 and start == 0:
+                        raise DecodeError(f"cannot decode audio: {_describe_sf_error(exc)}") from exc
+                    return  # keep what decoded: the caller reports the shortfall as truncation
                 if block.shape[0] == 0:
-                    break
-                parts.append(block.mean(axis=1, dtype=np.float32) if block.shape[1] > 1 else block[:, 0].copy())
+                    return
                 read += block.shape[0]
-                remaining -= block.shape[0]
-    except sf.LibsndfileError as exc:
-        if read == 0 and start == 0:
-            raise DecodeError(f"cannot decode audio: {_describe_sf_error(exc)}") from exc
-        # keep what decoded: the caller reports the shortfall as truncation
-    except (OSError, RuntimeError, ValueError) as exc:
-        if read == 0:
-            raise DecodeError(f"cannot decode audio: {_one_line(exc)}") from exc
-    mono = np.concatenate(parts) if parts else np.zeros(0, dtype=np.float32)
-    return mono, read
+                yield _mono(block)
 
 
 def _ffmpeg_binary(name: str) -> str:
@@ -400,20 +462,19 @@ def _ffprobe(uri: str, storage_options: Mapping[str, Any] | None) -> tuple[int, 
     return sample_rate, int(stream.get("channels") or 0), round(duration * sample_rate), str(meta.get("format", {}).get("format_name", "ffmpeg"))
 
 
-def _ffmpeg_mono(uri: str, storage_options: Mapping[str, Any] | None, start: int, stop: int) -> tuple[np.ndarray, int]:
+def _ffmpeg_blocks(uri: str, storage_options: Mapping[str, Any] | None, start: int, stop: int) -> Iterator[np.ndarray]:
+    """Formats libsndfile cannot read, decoded by ffmpeg at the native rate (whole file)."""
     data = _read_bytes(uri, storage_options)
+    _, channels, _, _ = _ffprobe(uri, storage_options)
     proc = subprocess.run(
         [_ffmpeg_binary("ffmpeg"), "-v", "error", "-i", "pipe:0", "-f", "f32le", "-acodec", "pcm_f32le", "pipe:1"],
         input=data, capture_output=True, check=False, timeout=3600,
     )
     if proc.returncode != 0 and not proc.stdout:
         raise DecodeError(f"cannot decode audio: {_one_line(proc.stderr.decode(errors='replace'))}")
-    probe_sr, channels, _, _ = _ffprobe(uri, storage_options)
-    samples = np.frombuffer(proc.stdout, dtype="<f4").reshape(-1, max(channels, 1))
-    block = samples[start:stop]
-    mono = block.mean(axis=1, dtype=np.float32) if block.shape[1] > 1 else block[:, 0].copy()
-    del probe_sr
-    return np.ascontiguousarray(mono), block.shape[0]
+    samples = np.frombuffer(proc.stdout, dtype="<f4").reshape(-1, max(channels, 1))[start:stop]
+    for i in range(0, samples.shape[0], _BLOCK_FRAMES):
+        yield _mono(samples[i : i + _BLOCK_FRAMES])
 
 
 def read_text(uri: str, storage_options: Mapping[str, Any] | None = None) -> str:

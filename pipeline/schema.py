@@ -42,6 +42,8 @@ FILE_STATUS: tuple[str, ...] = ("pending", "ok", "error")
 SEGMENT_PADDING = -1
 CHUNK_TARGET_BYTES = 16 * 2**20
 _MAX_CHUNK_SEGMENTS = 2048
+#: At most this much audio per chunk, so a task's decoded audio stays small whatever the config.
+_MAX_CHUNK_AUDIO_SECONDS = 900.0
 _COMPRESSORS = (ZstdCodec(level=3),)
 
 
@@ -88,12 +90,17 @@ def segment_starts(n_samples: int, config: FeatureConfig) -> np.ndarray:
 
 
 def chunk_segments(config: FeatureConfig, n_segments: int | None = None) -> int:
-    """Segments per chunk: one chunk of the largest variable is about 16 MiB."""
+    """Segments per chunk: one chunk of the largest variable is about 16 MiB.
+
+    Capped at 2,048 segments and at 15 minutes of audio, which bounds a task's memory.
+    """
     per_segment = max(
         config.n_frames * (bins_size(VARIABLES[v].bins_dim or "", config) if VARIABLES[v].bins_dim else 1) * 4
         for v in config.frame_variables
     )
-    size = max(1, min(_MAX_CHUNK_SEGMENTS, CHUNK_TARGET_BYTES // per_segment))
+    hop = config.segment_hop_seconds or config.segment_seconds
+    by_audio = int(_MAX_CHUNK_AUDIO_SECONDS // max(hop, config.segment_seconds))
+    size = max(1, min(_MAX_CHUNK_SEGMENTS, by_audio, CHUNK_TARGET_BYTES // per_segment))
     if n_segments is not None:
         size = max(1, min(size, n_segments))
     return size

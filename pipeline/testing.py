@@ -32,7 +32,7 @@ import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import cache, lru_cache
-from typing import Final
+from typing import Final, TypeVar
 
 import numpy as np
 import numpy.typing as npt
@@ -53,6 +53,8 @@ __all__ = [
     "speech_clip",
     "tone",
 ]
+
+_T = TypeVar("_T")
 
 FloatArray = npt.NDArray[np.float32]
 _F64 = npt.NDArray[np.float64]
@@ -141,7 +143,9 @@ def _n_samples(seconds: object, sr: int, *, allow_empty: bool = True) -> int:
 
 
 def _check_freq(name: str, value: object, sr: int) -> float:
-    return _check_float(name, value, low=0.0, high=sr / 2, low_inclusive=False, high_inclusive=False)
+    return _check_float(
+        name, value, low=0.0, high=sr / 2, low_inclusive=False, high_inclusive=False
+    )
 
 
 def _check_amplitude(amplitude: object) -> float:
@@ -350,8 +354,7 @@ def _butter_mag(
     """Butterworth-like magnitude response (applied zero-phase)."""
     edge = np.float32(cutoff)
     ratio = freqs / edge if not high else edge / np.maximum(freqs, np.float32(1e-3))
-    mag: npt.NDArray[np.float32] = np.float32(1.0) / np.sqrt(np.float32(1.0) + ratio ** (2 * order))
-    return mag
+    return np.asarray(1.0 / np.sqrt(1.0 + ratio ** (2 * order)), dtype=np.float32)
 
 
 @dataclass(frozen=True)
@@ -377,9 +380,12 @@ def _reverb_spectrum(nfft: int, sr: int, rt60: float) -> npt.NDArray[np.complex6
     ir /= math.sqrt(float(np.sum(ir * ir)))
     predelay = np.zeros(int(0.015 * sr), dtype=np.float64)
     spectrum = np.fft.rfft(np.concatenate([predelay, ir]).astype(np.float32), nfft)
-    spectrum *= _butter_mag(np.fft.rfftfreq(nfft, 1.0 / sr).astype(np.float32), 5000.0, 1, high=False)
-    spectrum.setflags(write=False)
-    return spectrum
+    spectrum *= _butter_mag(
+        np.fft.rfftfreq(nfft, 1.0 / sr).astype(np.float32), 5000.0, 1, high=False
+    )
+    single = np.asarray(spectrum, dtype=np.complex64)
+    single.setflags(write=False)
+    return single
 
 
 def _fft_mix(
@@ -479,15 +485,9 @@ def _echo(x: _F64, delay: int, feedback: float, *, taps: int) -> _F64:
     return out
 
 
-def _highpassed_noise(rng: np.random.Generator, n: int, times: int) -> _F64:
-    x = rng.standard_normal(n + times)
-    for _ in range(times):
-        x = np.diff(x)
-    out: _F64 = x / (2.0**times)
-    return out
-
-
-def _place(out: _F64, sample: _F64, times: Sequence[float], gains: Sequence[float], sr: int) -> None:
+def _place(
+    out: _F64, sample: _F64, times: Sequence[float], gains: Sequence[float], sr: int
+) -> None:
     """Mix ``sample`` into ``out`` at each onset time (seconds) with its gain."""
     size = out.size
     for when, gain in zip(times, gains, strict=True):
@@ -518,7 +518,9 @@ def _table(kind: str, harmonics: int) -> _F32:
     elif kind == "string":
         amps = (1.0 / k) * (1.0 + 1.5 * np.exp(-(((k - 4.0) / 2.0) ** 2)))
     elif kind == "epiano":
-        amps = np.where(k == 1, 1.0, 0.0) + np.where(k == 2, 0.25, 0.0) + np.where(k == 3, 0.06, 0.0)
+        amps = (
+            np.where(k == 1, 1.0, 0.0) + np.where(k == 2, 0.25, 0.0) + np.where(k == 3, 0.06, 0.0)
+        )
     elif kind == "tine":
         amps = np.where(k == 1, 0.6, 0.0) + np.where(np.isin(k, (7, 14)), 0.5, 0.0)
     elif kind == "bass":
@@ -560,13 +562,20 @@ def _osc(
     return out
 
 
-@lru_cache(maxsize=8)
-def _clock(sr: int, size: int, single: bool) -> _F64 | _F32:
+@lru_cache(maxsize=4)
+def _clock64(sr: int, size: int) -> _F64:
     """Read-only sample times ``arange(size) / sr`` (cached: reused for every note)."""
     times = np.arange(size, dtype=np.float64) / sr
-    out = times.astype(np.float32) if single else times
-    out.setflags(write=False)
-    return out
+    times.setflags(write=False)
+    return times
+
+
+@lru_cache(maxsize=4)
+def _clock32(sr: int, size: int) -> _F32:
+    """Single-precision :func:`_clock64` for envelopes."""
+    times = _clock64(sr, size).astype(np.float32)
+    times.setflags(write=False)
+    return times
 
 
 @dataclass(frozen=True)
@@ -594,7 +603,7 @@ class _Note:
 
 
 def _hz(midi: float) -> float:
-    return 440.0 * 2.0 ** ((midi - 69.0) / 12.0)
+    return 440.0 * math.pow(2.0, (midi - 69.0) / 12.0)
 
 
 def _render(out: _F64, notes: Sequence[_Note], voice: _Voice, sr: int) -> None:
@@ -607,8 +616,8 @@ def _render(out: _F64, notes: Sequence[_Note], voice: _Voice, sr: int) -> None:
     size = out.size
     gain = 1.0 / len(voice.detune_cents)
     finite = math.isfinite(voice.decay)
-    clock64 = _clock(sr, size, False)
-    clock32 = _clock(sr, size, True)
+    clock64 = _clock64(sr, size)
+    clock32 = _clock32(sr, size)
     warp: _F64 | None = None
     if voice.vibrato is not None and notes:
         # one shared vibrato "warped clock" for the whole bus: tau(t) = cumsum(2^(d sin)) / sr
@@ -668,49 +677,74 @@ def _render(out: _F64, notes: Sequence[_Note], voice: _Voice, sr: int) -> None:
 # --------------------------------------------------------------------------- drum one-shots
 
 
-def _kick(
-    sr: int, rng: np.random.Generator, *, f_start: float, f_end: float, decay: float
-) -> _F64:
+def _band(x: _F64, sr: int, low: float, high: float) -> _F64:
+    """Zero-phase band-pass of a short signal (cut-offs clamped below Nyquist), unit RMS."""
+    top = min(high, 0.45 * sr)
+    bottom = min(low, 0.5 * top)
+    spectrum = np.fft.rfft(x.astype(np.float32))
+    freqs = np.fft.rfftfreq(x.size, 1.0 / sr).astype(np.float32)
+    spectrum *= _butter_mag(freqs, bottom, 2, high=True) * _butter_mag(freqs, top, 2, high=False)
+    out: _F64 = np.fft.irfft(spectrum, x.size).astype(np.float64)
+    return _unit(out)
+
+
+def _band_noise(rng: np.random.Generator, n: int, sr: int, low: float, high: float) -> _F64:
+    return _band(rng.standard_normal(n), sr, low, high)
+
+
+def _kick(sr: int, rng: np.random.Generator, *, f_start: float, f_end: float, decay: float) -> _F64:
     n = int(decay * 5 * sr)
     t = np.arange(n, dtype=np.float64) / sr
     sweep = f_end + (f_start - f_end) * np.exp(-t / rng.uniform(0.025, 0.05))
     body = np.sin(2.0 * np.pi * np.cumsum(sweep) / sr) * np.exp(-t / decay)
-    click = _highpassed_noise(rng, n, 1) * np.exp(-t / 0.002) * rng.uniform(0.2, 0.5)
-    out: _F64 = body + click
+    click = _band_noise(rng, n, sr, 1000.0, 5000.0) * np.exp(-t / 0.002)
+    out: _F64 = body + rng.uniform(0.1, 0.3) * click
     return out
 
 
 def _snare(
-    sr: int, rng: np.random.Generator, *, tone_hz: float, decay: float, noisiness: float
+    sr: int,
+    rng: np.random.Generator,
+    *,
+    tone_hz: float,
+    decay: float,
+    noisiness: float,
+    band: tuple[float, float] = (1500.0, 7000.0),
 ) -> _F64:
     n = int(decay * 5 * sr)
     t = np.arange(n, dtype=np.float64) / sr
     body = np.sin(2.0 * np.pi * tone_hz * t) * np.exp(-t / 0.05)
-    rattle = _highpassed_noise(rng, n, 1) * np.exp(-t / decay) * 2.0
+    rattle = _band_noise(rng, n, sr, *band) * np.exp(-t / decay) * 0.5
     out: _F64 = (1.0 - noisiness) * body + noisiness * rattle
     return out
 
 
-def _hat(sr: int, rng: np.random.Generator, *, decay: float, brightness: int = 2) -> _F64:
+def _hat(
+    sr: int,
+    rng: np.random.Generator,
+    *,
+    decay: float,
+    band: tuple[float, float] = (6000.0, 10000.0),
+) -> _F64:
     n = int(decay * 6 * sr)
     t = np.arange(n, dtype=np.float64) / sr
-    out: _F64 = _highpassed_noise(rng, n, brightness) * 3.0 * np.exp(-t / decay)
+    out: _F64 = _band_noise(rng, n, sr, *band) * 0.5 * np.exp(-t / decay)
     return out
 
 
 def _cymbal(sr: int, rng: np.random.Generator, *, decay: float, ping: float) -> _F64:
-    """Ride/crash: inharmonic square-wave partials plus bright noise."""
+    """Ride/crash: inharmonic square-wave partials plus band-limited noise wash."""
     n = int(decay * 4 * sr)
     t = np.arange(n, dtype=np.float64) / sr
     partials = rng.uniform(300.0, 900.0, size=6) * np.array([1.0, 1.48, 1.71, 2.53, 3.37, 4.1])
     metal = np.zeros(n, dtype=np.float64)
     for f in partials:
         metal += np.sign(np.sin(2.0 * np.pi * f * t + rng.uniform(0, 2 * np.pi)))
-    metal = np.diff(metal, prepend=0.0) * 0.15 + metal * 0.15
-    hiss = _highpassed_noise(rng, n, 1) * 1.5
+    metal = _band(metal, sr, 2500.0, 9000.0)
+    wash = _band_noise(rng, n, sr, 3000.0, 9000.0)
     env = np.exp(-t / decay)
-    out: _F64 = (ping * metal / 6.0 + (1.0 - ping) * hiss) * env
-    out += ping * 0.6 * np.sin(2.0 * np.pi * partials[0] * 4.0 * t) * np.exp(-t / 0.25)
+    out: _F64 = (ping * metal + (1.0 - ping) * wash) * (0.3 * env)
+    out += ping * 0.3 * np.sin(2.0 * np.pi * partials[0] * 4.0 * t) * np.exp(-t / 0.25)
     return out
 
 
@@ -737,10 +771,10 @@ def _chord(tonic: int, scale: tuple[int, ...], degree: int, size: int = 3) -> li
 
 
 def _bar_grid(seconds: float, beat: float, beats_per_bar: int) -> int:
-    return int(math.ceil(seconds / (beat * beats_per_bar))) + 1
+    return math.ceil(seconds / (beat * beats_per_bar)) + 1
 
 
-def _pick(rng: np.random.Generator, options: Sequence[Sequence[int]]) -> list[int]:
+def _pick(rng: np.random.Generator, options: Sequence[Sequence[_T]]) -> list[_T]:
     return list(options[int(rng.integers(len(options)))])
 
 
@@ -763,10 +797,12 @@ def _ambient(n: int, sr: int, rng: np.random.Generator) -> _F64:
     notes: list[_Note] = []
     bass: list[_Note] = []
     degree = 0
-    for k in range(int(math.ceil(seconds / chord_len)) + 1):
+    for k in range(math.ceil(seconds / chord_len) + 1):
         onset = k * chord_len - rng.uniform(0.0, 1.0)
-        for m in _chord(tonic, scale, degree, size):
-            notes.append(_Note(onset, chord_len, m, rng.uniform(0.6, 1.0)))
+        notes.extend(
+            _Note(onset, chord_len, m, rng.uniform(0.6, 1.0))
+            for m in _chord(tonic, scale, degree, size)
+        )
         bass.append(_Note(onset, chord_len, _degree(tonic - 12, scale, degree), 1.0))
         degree = int(rng.choice([0, 3, 4, 5, 1, 2]))
     # the pads are dark, so render them at half rate; _fft_mix upsamples them
@@ -870,9 +906,7 @@ def _classical(n: int, sr: int, rng: np.random.Generator) -> _F64:
                 left.append(_Note(t0 + s * step, step * 2.5, tones[index], velocity))
             if with_melody and rng.random() < 0.8:
                 target = chord[int(rng.integers(3))] - tonic
-                options = [
-                    d for d in range(melody_degree - 2, melody_degree + 3) if 7 <= d <= 13
-                ]
+                options = [d for d in range(melody_degree - 2, melody_degree + 3) if 7 <= d <= 13]
                 near = [d for d in options if (scale[d % 7] - target) % 12 == 0]
                 melody_degree = int(rng.choice(near if near and b == 0 else options))
                 pitch = _degree(tonic, scale, melody_degree)
@@ -925,7 +959,9 @@ def _electronic(n: int, sr: int, rng: np.random.Generator) -> _F64:
         closed = _hat(sr, rng, decay=0.015)
         _place(drums, closed, list(sixteenths), list(rng.uniform(0.08, 0.18, sixteenths.size)), sr)
     if rng.random() < 0.6:
-        clap = _snare(sr, rng, tone_hz=rng.uniform(900, 1400), decay=0.12, noisiness=0.9)
+        clap = _snare(
+            sr, rng, tone_hz=rng.uniform(900, 1400), decay=0.12, noisiness=0.9, band=(800.0, 5000.0)
+        )
         backbeats = beats[1::2]
         _place(drums, clap, list(backbeats), [0.5] * backbeats.size, sr)
     # 16th-note saw bass ostinato, side-chained to the kick
@@ -965,7 +1001,9 @@ def _electronic(n: int, sr: int, rng: np.random.Generator) -> _F64:
             for i, b in enumerate(beats)
             for m in _chord(tonic + 24, scale, progression[(i // 4) % 4], 3)
         ]
-        _render(stabs, chords, _Voice(kind, decay=0.12, sustain=0.2, release=0.05, bandwidth=band), sr)
+        _render(
+            stabs, chords, _Voice(kind, decay=0.12, sustain=0.2, release=0.05, bandwidth=band), sr
+        )
     else:
         chords = [
             _Note(bar * 4 * beat, 4 * beat, m, 0.5)
@@ -1072,7 +1110,12 @@ def _jazz(n: int, sr: int, rng: np.random.Generator) -> _F64:
                 onset = bar * 4 * beat + (e // 2 + (swing if e % 2 else 0.0)) * beat
                 horn.append(_Note(onset, beat * 0.45, _degree(tonic, scale, degree), 0.5))
         lead = np.zeros(n, dtype=np.float64)
-        _render(lead, horn, _Voice("reed", attack=0.03, release=0.06, vibrato=(5.0, 0.1), bandwidth=6000.0), sr)
+        _render(
+            lead,
+            horn,
+            _Voice("reed", attack=0.03, release=0.06, vibrato=(5.0, 0.1), bandwidth=6000.0),
+            sr,
+        )
         mix += rng.uniform(0.2, 0.4) * _unit(lead)
     return _fft_mix([_Part(mix, send=0.3)], n, sr, rng, rt60=1.2)
 
@@ -1118,7 +1161,12 @@ def _rock(n: int, sr: int, rng: np.random.Generator) -> _F64:
     amp = np.tanh(drive * amp / (np.max(np.abs(amp)) + 1e-9))
     bass = np.zeros(n, dtype=np.float64)
     bass_notes = [
-        _Note(bar * 4 * beat + e * eighth, eighth * 0.9, _degree(tonic - 12, scale, progression[bar % 4]), 0.9)
+        _Note(
+            bar * 4 * beat + e * eighth,
+            eighth * 0.9,
+            _degree(tonic - 12, scale, progression[bar % 4]),
+            0.9,
+        )
         for bar in range(bars)
         for e in range(8)
     ]
@@ -1185,18 +1233,37 @@ def _hiphop(n: int, sr: int, rng: np.random.Generator) -> _F64:
     dusty = _Part(np.tile(loop, 2), lowpass=rng.uniform(1500, 3000), highpass=180.0, send=0.3)
     loop = _fft_mix([dusty], 2 * loop_len, sr, rng, rt60=1.0)[loop_len:]
     loop = np.round(loop / (np.max(np.abs(loop)) + 1e-9) * 64.0) / 64.0  # crunchy bit depth
-    repeats = int(math.ceil(n / loop_len))
+    repeats = math.ceil(n / loop_len)
     sample_bus = np.tile(loop, repeats)[:n]
     drums = np.zeros(n, dtype=np.float64)
-    kick = _kick(sr, rng, f_start=rng.uniform(90, 120), f_end=rng.uniform(42, 52), decay=rng.uniform(0.3, 0.45))
-    snare = _snare(sr, rng, tone_hz=rng.uniform(170, 220), decay=rng.uniform(0.15, 0.25), noisiness=0.65)
-    kick_pattern = _pick(rng, ([0.0, 1.5, 2.5], [0.0, 0.75, 2.5], [0.0, 1.75, 2.0, 3.5], [0.0, 2.25, 2.5]))
+    kick = _kick(
+        sr,
+        rng,
+        f_start=rng.uniform(90, 120),
+        f_end=rng.uniform(42, 52),
+        decay=rng.uniform(0.3, 0.45),
+    )
+    snare = _snare(
+        sr,
+        rng,
+        tone_hz=rng.uniform(170, 220),
+        decay=rng.uniform(0.15, 0.25),
+        noisiness=0.65,
+        band=(1000.0, 5000.0),
+    )
+    kick_pattern = _pick(
+        rng, ([0.0, 1.5, 2.5], [0.0, 0.75, 2.5], [0.0, 1.75, 2.0, 3.5], [0.0, 2.25, 2.5])
+    )
     kicks = [bar * 4 * beat + k * beat for bar in range(bars) for k in kick_pattern]
     snares = [bar * 4 * beat + b * beat for bar in range(bars) for b in (1, 3)]
     _place(drums, kick, kicks, [1.0] * len(kicks), sr)
     _place(drums, snare, snares, list(rng.uniform(0.7, 0.85, len(snares))), sr)
-    hat = _hat(sr, rng, decay=0.03, brightness=1)
-    hats = [bar * 4 * beat + (e // 2 + (swing if e % 2 else 0.0)) * beat for bar in range(bars) for e in range(8)]
+    hat = _hat(sr, rng, decay=0.03, band=(4000.0, 8000.0))
+    hats = [
+        bar * 4 * beat + (e // 2 + (swing if e % 2 else 0.0)) * beat
+        for bar in range(bars)
+        for e in range(8)
+    ]
     _place(drums, hat, hats, list(rng.uniform(0.05, 0.15, len(hats))), sr)
     sub_notes = [
         _Note(bar * 4 * beat, 3.5 * beat, _degree(tonic - 24, scale, (first, second)[bar % 2]), 1.0)
@@ -1474,7 +1541,7 @@ def sox_music(
     for midi in notes:
         synth += ["pluck", _note_name(midi)]
     out.parent.mkdir(parents=True, exist_ok=True)
-    cmd = [exe, "-V1", "-R", "-n", "-r", str(rate), "-c", "1", str(out)]
+    cmd = [exe, "-V1", "-R", "-n", "-r", str(rate), "-c", "1", "-b", "16", str(out)]
     cmd += ["synth", f"{duration:.4f}", *synth]
     cmd += ["delay", *[f"{d:.4f}" for d in delays], "remix", "-"]
     cmd += ["tremolo", f"{rng.uniform(4.0, 7.0):.2f}", "30", "reverb", "40"]
@@ -1556,9 +1623,21 @@ def _speech_item(seconds: float, sr: int, rng: np.random.Generator) -> FloatArra
     n = round(seconds * sr)
     gap = np.zeros(round(rng.uniform(0.3, 0.8) * rate), dtype=np.float32)
     unit = np.concatenate([audio, gap])
-    tiled = np.tile(unit, int(math.ceil(n / max(unit.size, 1))))[:n].astype(np.float64)
+    tiled = np.tile(unit, math.ceil(n / max(unit.size, 1)))[:n].astype(np.float64)
     tiled += rng.uniform(0.0005, 0.003) * rng.standard_normal(n)
     return np.clip(_to_peak(tiled, _PEAK), -1.0, 1.0).astype(np.float32)
+
+
+def _check_formats(formats: object) -> tuple[str, ...]:
+    if isinstance(formats, str) or not isinstance(formats, tuple | list) or not formats:
+        raise ValueError(
+            f"Expected formats to be a non-empty tuple of extensions from {CORPUS_FORMATS}, "
+            f"got {formats!r}"
+        )
+    for fmt in formats:
+        if fmt not in _SUBTYPES:
+            raise ValueError(f"Expected formats drawn from {CORPUS_FORMATS}, got {fmt!r}")
+    return tuple(str(fmt) for fmt in formats)
 
 
 def make_demo_corpus(
@@ -1616,11 +1695,7 @@ def make_demo_corpus(
     rate = _check_int("sr", sr, minimum=4000)
     _n_samples(seconds, rate, allow_empty=False)
     corpus_seed = _check_seed(seed)
-    if not isinstance(formats, tuple) or not formats:
-        raise ValueError(f"Expected formats to be a non-empty tuple of str, got {formats!r}")
-    for fmt in formats:
-        if fmt not in _SUBTYPES:
-            raise ValueError(f"Expected formats drawn from {CORPUS_FORMATS}, got {fmt!r}")
+    extensions = _check_formats(formats)
     if speech is not None and not isinstance(speech, bool):
         raise ValueError(f"Expected speech to be True, False or None, got {speech!r}")
     with_speech = espeak_available() if speech is None else speech
@@ -1642,7 +1717,7 @@ def make_demo_corpus(
                 audio = _speech_item(seconds, rate, np.random.default_rng(clip_seed))
             else:
                 audio = genre_clip(label, seconds=seconds, sr=rate, seed=clip_seed)
-            ext = formats[i % len(formats)]
+            ext = extensions[i % len(extensions)]
             relative = f"{label}/{label}.{i:05d}.{ext}"
             file_format, subtype = _SUBTYPES[ext]
             sf.write(root / relative, audio, rate, format=file_format, subtype=subtype)
