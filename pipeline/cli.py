@@ -49,6 +49,7 @@ def _add_extract_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--overwrite", action="store_true", help="replace an existing store")
     p.add_argument("--strict", action="store_true", help="exit 1 if any file failed")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--segment-chunk", type=int, metavar="N", help="segments per chunk [about 16 MiB of the largest variable]")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -97,10 +98,13 @@ def cmd_extract(args: argparse.Namespace) -> int:
     config = _config(args)
     if args.workers is not None and args.workers < 1:
         raise ConfigError(f"Expected --workers >= 1, got {args.workers}")
+    if args.segment_chunk is not None and args.segment_chunk < 1:
+        raise ConfigError(f"Expected --segment-chunk >= 1, got {args.segment_chunk}")
     report = extract(
         args.inputs, args.output, config, scheduler=args.scheduler, workers=args.workers,
         labels=args.labels, label_from=args.label_from, storage_options=_storage_options(args.storage_options),
         overwrite=args.overwrite, progress=not args.no_progress, out=sys.stderr,
+        segment_chunk=args.segment_chunk,
     )
     for uri, reason in report.failed:
         print(f"failed: {uri}: {reason}", file=sys.stderr)

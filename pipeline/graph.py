@@ -242,26 +242,21 @@ def extract(
     with _cluster(client, scheduler, workers, out) as dask_client:
         runner = _Runner(dask_client)
         if existing:
+            _rollback_unfinished_append(store_url, options)
             ds = open_raw(store_url, options)
             known = set(as_text(ds["file_path"]))
             new = [u for u in uris if u not in known]
-            if new:
-                raise InputError(
-                    f"{len(new)} input files are not in {store_url} (first: {new[0]}); appending to "
-                    "an existing store is not supported yet: use a new store or --overwrite"
-                )
             layout = _layout_from_store(ds)
             done = np.asarray(ds["chunk_done"].values).astype(bool)
-            pending = [int(c) for c in np.flatnonzero(~done)]
             print(f"resuming: {int(done.sum())} of {done.size} chunks done", file=out)
+            if new:
+                entries = _manifest(runner, new, options, assigned)
+                layout = _append(store_url, options, layout, entries, config)
+                print(f"appending {len(new)} new files ({layout.n_chunks - done.size} new chunks)", file=out)
+                done = np.concatenate([done, np.zeros(layout.n_chunks - done.size, dtype=bool)])
+            pending = [int(c) for c in np.flatnonzero(~done)]
         else:
-            batches = [uris[i : i + _PROBE_BATCH] for i in range(0, len(uris), _PROBE_BATCH)]
-            entries: list[dict[str, Any]] = []
-            for batch in runner.map(_probe_many, batches, options, key="probe"):
-                entries.extend(batch)
-            entries.sort(key=lambda e: e["uri"])
-            for entry in entries:
-                entry["label"], entry["split"] = assigned[entry["uri"]]
+            entries = _manifest(runner, uris, options, assigned)
             layout = build_layout(entries, config, chunk=segment_chunk)
             _write_template(store_url, options, layout, config)
             pending = list(range(layout.n_chunks))
@@ -272,6 +267,72 @@ def extract(
     _finalize(store_url, options, report)
     report.elapsed = time.perf_counter() - started
     return report
+
+
+def _manifest(runner: _Runner, uris: Sequence[str], options: Mapping[str, Any], assigned: Mapping[str, tuple[str, str]]) -> list[dict[str, Any]]:
+    """Header facts of every input, probed in batches on the cluster, in URI order."""
+    batches = [uris[i : i + _PROBE_BATCH] for i in range(0, len(uris), _PROBE_BATCH)]
+    entries: list[dict[str, Any]] = []
+    for batch in runner.map(_probe_many, batches, options, key="probe"):
+        entries.extend(batch)
+    entries.sort(key=lambda e: e["uri"])
+    for entry in entries:
+        entry["label"], entry["split"] = assigned[entry["uri"]]
+    return entries
+
+
+_APPEND_ATTR = "append_in_progress"
+_GROWING_DIMS = ("segment", "file", "chunk")
+
+
+def _resize_all(store_url: str, options: Mapping[str, Any], sizes: Mapping[str, int]) -> None:
+    """Resize every array along the growing dimensions to ``sizes``."""
+    group = open_group(store_url, options, mode="r+")
+    for name in list(group.array_keys()):
+        array = zarr_array(group, name)
+        dims = getattr(array.metadata, "dimension_names", None) or ()
+        shape = tuple(sizes.get(str(d), n) if d in _GROWING_DIMS else n for d, n in zip(dims, array.shape, strict=True))
+        if shape != array.shape:
+            array.resize(shape)
+
+
+def _append(store_url: str, options: Mapping[str, Any], old: Layout, entries: Sequence[dict[str, Any]], config: FeatureConfig) -> Layout:
+    """Grow the store by new files: new segments start on a chunk boundary, so no finished chunk
+    is ever rewritten. Marked in the attributes until complete (a crash is rolled back on rerun)."""
+    from .schema import file_coords, segment_coords
+
+    start = old.n_chunks * old.chunk
+    layout = build_layout(entries, config, chunk=old.chunk, first_segment=start, first_file_records=old.files)
+    if layout.n_segments == start:  # no new segments (every new file failed): no padding either
+        layout = Layout(files=layout.files, n_segments=old.n_segments, chunk=old.chunk)
+    group = open_group(store_url, options, mode="r+")
+    group.attrs[_APPEND_ATTR] = {"segment": old.n_segments, "file": len(old.files), "chunk": old.n_chunks}
+    _resize_all(store_url, options, {"segment": layout.n_segments, "file": len(layout.files), "chunk": layout.n_chunks})
+    seg = segment_coords(layout, config)
+    for name, values in seg.items():
+        zarr_array(group, name)[old.n_segments :] = _storable(values[old.n_segments :])
+    for name, (values, _, _) in file_coords(layout.files).items():
+        zarr_array(group, name)[len(old.files) :] = _storable(values[len(old.files) :])
+    if layout.n_chunks > old.n_chunks:
+        zarr_array(group, "chunk_report")[old.n_chunks :] = _storable(np.full(layout.n_chunks - old.n_chunks, "", dtype=object))
+    del group.attrs[_APPEND_ATTR]
+    consolidate(store_url, options)
+    return layout
+
+
+def _rollback_unfinished_append(store_url: str, options: Mapping[str, Any]) -> None:
+    group = open_group(store_url, options, mode="r+")
+    before = group.attrs.get(_APPEND_ATTR)
+    if not isinstance(before, dict):
+        return
+    _resize_all(store_url, options, {k: int(v) for k, v in before.items()})
+    del group.attrs[_APPEND_ATTR]
+    consolidate(store_url, options)
+
+
+def _storable(values: np.ndarray) -> np.ndarray:
+    """Object string arrays as numpy's variable-width strings, which zarr stores as such."""
+    return values.astype(np.dtypes.StringDType()) if values.dtype == object else values
 
 
 def _normalise_store(url: str) -> str:
@@ -390,9 +451,9 @@ def _finalize(store_url: str, options: Mapping[str, Any], report: ExtractReport)
     for rep in reports:
         audio_seconds += float(rep.get("audio_seconds", 0.0))
     group = open_group(store_url, options, mode="r+")
-    zarr_array(group, "file_status")[:] = status.astype(np.dtypes.StringDType())
-    zarr_array(group, "file_error")[:] = errors.astype(np.dtypes.StringDType())
-    zarr_array(group, "file_warning")[:] = warnings_.astype(np.dtypes.StringDType())
+    zarr_array(group, "file_status")[:] = _storable(status)
+    zarr_array(group, "file_error")[:] = _storable(errors)
+    zarr_array(group, "file_warning")[:] = _storable(warnings_)
     group.attrs["updated"] = datetime.now(UTC).isoformat(timespec="seconds")
     consolidate(store_url, options)
 

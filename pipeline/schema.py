@@ -30,8 +30,10 @@ __all__ = [
     "Variable",
     "build_layout",
     "chunk_segments",
+    "file_coords",
     "make_template",
     "package_versions",
+    "segment_coords",
     "segment_starts",
 ]
 
@@ -217,6 +219,27 @@ def segment_coords(layout: Layout, config: FeatureConfig) -> dict[str, np.ndarra
             "label": label, "split": split}
 
 
+def file_coords(files: Sequence[FileRecord]) -> dict[str, tuple[np.ndarray, str, str]]:
+    """Per-file coordinates: ``{name: (values, description, units)}``."""
+    return {
+        "file_path": (_strings([f.uri for f in files]), "the input URI as given", "1"),
+        "file_label": (_strings([f.label for f in files]), "label", "1"),
+        "file_split": (_strings([f.split for f in files]), "train/val/test split", "1"),
+        "file_status": (_strings(["error" if f.error else "pending" for f in files]), "ok, error, or pending (not all its chunks done)", "1"),
+        "file_error": (_strings([f.error for f in files]), "why the file failed, one line (empty when ok)", "1"),
+        "file_warning": (_strings(["" for _ in files]), "what was odd but kept, one line (empty when none)", "1"),
+        "file_duration": (np.array([f.duration for f in files], dtype=np.float64), "duration from the header", "s"),
+        "file_sample_rate": (np.array([f.sample_rate for f in files], dtype=np.int32), "native sample rate", "Hz"),
+        "file_frames": (np.array([f.frames for f in files], dtype=np.int64), "frames the header declares, at the native rate", "1"),
+        "file_channels": (np.array([f.channels for f in files], dtype=np.int32), "channels", "1"),
+        "file_bytes": (np.array([f.size for f in files], dtype=np.int64), "size", "bytes"),
+        "file_fingerprint": (_strings([f.fingerprint for f in files]), "size + mtime or ETag, to detect changes", "1"),
+        "file_format": (_strings([f.format for f in files]), "container format from the header", "1"),
+        "file_first_segment": (np.array([f.first_segment for f in files], dtype=np.int64), "index of the file's first segment", "1"),
+        "file_segments": (np.array([f.n_segments for f in files], dtype=np.int32), "segments allocated to the file", "1"),
+    }
+
+
 def make_template(layout: Layout, config: FeatureConfig, *, extra_attrs: dict[str, Any] | None = None) -> tuple[xr.Dataset, dict[str, dict[str, Any]]]:
     """The store's dataset with lazy (dask) placeholders for everything tasks write.
 
@@ -284,24 +307,7 @@ def make_template(layout: Layout, config: FeatureConfig, *, extra_attrs: dict[st
     if "spectrogram" in config.frame_variables:
         coords["freq"] = xr.Variable(("freq",), librosa.fft_frequencies(sr=config.sr, n_fft=config.n_fft), {"description": "STFT bin frequency", "units": "Hz"})
 
-    files = layout.files
-    file_vars: dict[str, tuple[np.ndarray, str, str]] = {
-        "file_path": (_strings([f.uri for f in files]), "the input URI as given", "1"),
-        "file_label": (_strings([f.label for f in files]), "label", "1"),
-        "file_split": (_strings([f.split for f in files]), "train/val/test split", "1"),
-        "file_status": (_strings(["error" if f.error else "pending" for f in files]), "ok, error, or pending (not all its chunks done)", "1"),
-        "file_error": (_strings([f.error for f in files]), "why the file failed, one line (empty when ok)", "1"),
-        "file_warning": (_strings(["" for _ in files]), "what was odd but kept, one line (empty when none)", "1"),
-        "file_duration": (np.array([f.duration for f in files], dtype=np.float64), "duration from the header", "s"),
-        "file_sample_rate": (np.array([f.sample_rate for f in files], dtype=np.int32), "native sample rate", "Hz"),
-        "file_frames": (np.array([f.frames for f in files], dtype=np.int64), "frames the header declares, at the native rate", "1"),
-        "file_channels": (np.array([f.channels for f in files], dtype=np.int32), "channels", "1"),
-        "file_bytes": (np.array([f.size for f in files], dtype=np.int64), "size", "bytes"),
-        "file_fingerprint": (_strings([f.fingerprint for f in files]), "size + mtime or ETag, to detect changes", "1"),
-        "file_format": (_strings([f.format for f in files]), "container format from the header", "1"),
-        "file_first_segment": (np.array([f.first_segment for f in files], dtype=np.int64), "index of the file's first segment", "1"),
-        "file_segments": (np.array([f.n_segments for f in files], dtype=np.int32), "segments allocated to the file", "1"),
-    }
+    file_vars = file_coords(layout.files)
     for key, (values, desc, units) in file_vars.items():
         coords[key] = xr.Variable(("file",), values, {"description": desc, "units": units})
 

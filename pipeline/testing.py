@@ -26,6 +26,7 @@ import csv
 import math
 import os
 import pathlib
+import re
 import shutil
 import subprocess
 import tempfile
@@ -1541,12 +1542,14 @@ def sox_music(
     for midi in notes:
         synth += ["pluck", _note_name(midi)]
     out.parent.mkdir(parents=True, exist_ok=True)
-    cmd = [exe, "-V1", "-R", "-n", "-r", str(rate), "-c", "1", "-b", "16", str(out)]
+    # sox's pluck only runs at 44.1-48 kHz: synthesise at 48 kHz, resample, then normalise
+    cmd = [exe, "-V1", "-R", "-r", "48000", "-n"]
+    cmd += ["-r", str(rate), "-c", "1", "-b", "16", str(out)]
     cmd += ["synth", f"{duration:.4f}", *synth]
     cmd += ["delay", *[f"{d:.4f}" for d in delays], "remix", "-"]
-    cmd += ["tremolo", f"{rng.uniform(4.0, 7.0):.2f}", "30", "reverb", "40"]
+    cmd += ["tremolo", f"{rng.uniform(4.0, 7.0):.2f}", "30", "reverb", "40", "remix", "-"]
     cmd += ["trim", "0", f"{duration:.4f}", "fade", "0.005", f"{duration:.4f}"]
-    cmd += [f"{min(0.3, duration / 4):.4f}", "norm", "-1"]
+    cmd += [f"{min(0.3, duration / 4):.4f}", "rate", str(rate), "norm", "-1"]
     proc = subprocess.run(cmd, capture_output=True, text=True, check=False, timeout=300)
     if proc.returncode != 0 or not out.exists():
         raise RuntimeError(f"sox failed with exit code {proc.returncode}: {proc.stderr.strip()}")
@@ -1628,6 +1631,24 @@ def _speech_item(seconds: float, sr: int, rng: np.random.Generator) -> FloatArra
     return np.clip(_to_peak(tiled, _PEAK), -1.0, 1.0).astype(np.float32)
 
 
+_CLIP_NAME: Final[re.Pattern[str]] = re.compile(r"^([a-z]+)/\1\.\d{5}\.(?:wav|flac|ogg|mp3)$")
+
+
+def _previous_clips(csv_path: pathlib.Path) -> set[str]:
+    """Clip paths listed by an earlier ``make_demo_corpus`` run (only our own naming)."""
+    if not csv_path.is_file():
+        return set()
+    try:
+        with csv_path.open(newline="", encoding="utf-8") as handle:
+            return {
+                path
+                for row in csv.DictReader(handle)
+                if isinstance(path := row.get("path"), str) and _CLIP_NAME.match(path)
+            }
+    except (OSError, UnicodeDecodeError, csv.Error):
+        return set()
+
+
 def _check_formats(formats: object) -> tuple[str, ...]:
     if isinstance(formats, str) or not isinstance(formats, tuple | list) or not formats:
         raise ValueError(
@@ -1657,8 +1678,11 @@ def make_demo_corpus(
     ``wav`` and ``flac`` files are 16-bit PCM. With several ``formats`` the
     extension rotates per clip (clip ``i`` uses ``formats[i % len(formats)]``).
     ``labels.csv`` has the header ``path,label``, one row per clip, paths
-    relative to the csv with ``/`` separators. Existing files with the same
-    names are overwritten, so calling it again is safe.
+    relative to the csv with ``/`` separators. Calling it again on the same
+    directory is safe: files are overwritten, and clips listed in the previous
+    ``labels.csv`` that are not part of the new corpus (fewer clips, other
+    formats, no speech) are deleted so the directory matches the csv. Nothing
+    else in ``directory`` is touched.
 
     Parameters
     ----------
@@ -1723,10 +1747,13 @@ def make_demo_corpus(
             sf.write(root / relative, audio, rate, format=file_format, subtype=subtype)
             rows.append((relative, label))
     csv_path = root / "labels.csv"
+    stale = _previous_clips(csv_path) - {relative for relative, _ in rows}
     partial = root / "labels.csv.tmp"
     with partial.open("w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle, lineterminator="\n")
         writer.writerow(("path", "label"))
         writer.writerows(rows)
     partial.replace(csv_path)
+    for relative in sorted(stale):
+        (root / relative).unlink(missing_ok=True)
     return csv_path
