@@ -63,6 +63,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("info", help="schema, config, counts, completeness of a store")
     p.add_argument("store", metavar="STORE")
     p.add_argument("--storage-options", metavar="JSON")
+    p.add_argument("--no-check-files", action="store_true", help="do not stat the inputs for changes")
     p = sub.add_parser("demo", help="build the demo corpus, extract it, print info")
     p.add_argument("directory", nargs="?", default="demo", metavar="DIR", help="[%(default)s]")
     p.add_argument("--clips", type=int, default=20, help="clips per genre [%(default)s]")
@@ -114,7 +115,22 @@ def cmd_extract(args: argparse.Namespace) -> int:
     return 1 if args.strict and report.files_failed else 0
 
 
-def format_info(url: str, storage_options: dict[str, Any] | None = None) -> str:
+def changed_files(ds: Any, storage_options: dict[str, Any] | None = None) -> list[tuple[str, str]]:
+    """Files whose fingerprint (size + mtime/ETag) differs from the one stored: (path, what)."""
+    from .io import fingerprint
+    from .store import as_text
+
+    out = []
+    for path, stored in zip(as_text(ds["file_path"]), as_text(ds["file_fingerprint"]), strict=True):
+        if not stored:
+            continue
+        now = fingerprint(str(path), storage_options)
+        if now != stored:
+            out.append((str(path), "missing now" if not now else f"fingerprint {stored} -> {now}"))
+    return out
+
+
+def format_info(url: str, storage_options: dict[str, Any] | None = None, *, check_files: bool = True) -> str:
     """The ``info`` text of a store."""
     from .store import as_text, completeness, open_raw, visible_segments
 
@@ -166,11 +182,15 @@ def format_info(url: str, storage_options: dict[str, Any] | None = None) -> str:
     if warned.size:
         lines.append("warnings:")
         lines.extend(f"  {paths[i]}: {warning[i]}" for i in warned)
+    if check_files:
+        changed = changed_files(ds, storage_options)
+        lines.append(f"changed since extraction: {len(changed)} files" + (" (re-extract them with --overwrite)" if changed else ""))
+        lines.extend(f"  {path}: {what}" for path, what in changed)
     return "\n".join(lines)
 
 
 def cmd_info(args: argparse.Namespace) -> int:
-    print(format_info(args.store, _storage_options(args.storage_options)))
+    print(format_info(args.store, _storage_options(args.storage_options), check_files=not args.no_check_files))
     return 0
 
 

@@ -21,7 +21,7 @@ import numpy as np
 from .chunk import ChunkFile, ChunkTask, run_chunk
 from .config import FeatureConfig
 from .errors import ConfigMismatch, InputError, SchedulerError, SchemaError
-from .io import list_inputs, probe_file, sanitize_storage_options
+from .io import fingerprint, list_inputs, probe_file, sanitize_storage_options
 from .labels import DEFAULT_SPLIT_FRACTIONS, hash_split, label_from_parent, read_labels_csv
 from .schema import Layout, build_layout, make_template
 from .store import (
@@ -249,6 +249,11 @@ def extract(
             layout = _layout_from_store(ds)
             done = np.asarray(ds["chunk_done"].values).astype(bool)
             print(f"resuming: {int(done.sum())} of {done.size} chunks done", file=out)
+            stored = dict(zip(as_text(ds["file_path"]), as_text(ds["file_fingerprint"]), strict=True))
+            changed = [u for u in uris if stored.get(u) and fingerprint(u, options) != stored[u]]
+            if changed:
+                print(f"note: {len(changed)} input files changed since they were extracted (first: {changed[0]}); "
+                      "they are not re-extracted: `info` lists them, --overwrite rebuilds the store", file=out)
             if new:
                 entries = _manifest(runner, new, options, assigned)
                 layout = _append(store_url, options, layout, entries, config)

@@ -33,6 +33,7 @@ __all__ = [
     "Decoded",
     "FileInfo",
     "decode_range",
+    "fingerprint",
     "join_uri",
     "list_inputs",
     "probe_file",
@@ -193,6 +194,15 @@ def _fingerprint(info: Mapping[str, Any]) -> tuple[int, str]:
     if isinstance(stamp, float):
         stamp = f"{stamp:.6f}"
     return size, f"{size}-{str(stamp).strip(chr(34))}"
+
+
+def fingerprint(uri: str, storage_options: Mapping[str, Any] | None = None) -> str:
+    """The current size + mtime/ETag fingerprint of ``uri`` ("" when it is gone)."""
+    try:
+        fs, path = _fs(uri, storage_options)
+        return _fingerprint(fs.info(path))[1]
+    except (OSError, ValueError):
+        return ""
 
 
 @contextlib.contextmanager

@@ -72,3 +72,24 @@ def test_module_and_console_script_agree() -> None:
     assert proc.returncode == 0 and proc.stdout.startswith("audio-pipeline ")
     script = Path(sys.executable).parent / "audio-pipeline"
     assert subprocess.run([str(script), "--help"], capture_output=True, text=True, check=False).returncode == 0
+
+
+def test_info_reports_changed_and_missing_files(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import numpy as np
+    import soundfile as sf
+
+    root = tmp_path / "c"
+    root.mkdir()
+    for name in ("a", "b", "c"):
+        sf.write(root / f"{name}.wav", np.full(22050 * 2, 0.1, dtype=np.float32), 22050)
+    store = str(tmp_path / "s.zarr")
+    assert main(["extract", str(root), "-o", store, "--scheduler", "synchronous", "--features", "rms", "--no-progress"]) == 0
+    assert main(["info", store]) == 0
+    assert "changed since extraction: 0 files" in capsys.readouterr().out
+    sf.write(root / "a.wav", np.full(22050 * 3, 0.2, dtype=np.float32), 22050)
+    (root / "b.wav").unlink()
+    assert main(["info", store]) == 0
+    out = capsys.readouterr().out
+    assert "changed since extraction: 2 files" in out
+    assert f"{root / 'a.wav'}: fingerprint" in out
+    assert f"{root / 'b.wav'}: missing now" in out

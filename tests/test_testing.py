@@ -210,7 +210,8 @@ def test_genre_clip_handles_odd_lengths_and_rates(genre: str) -> None:
 
 def _frames(x: FloatArray, size: int = 512, hop: int = 256) -> FloatArray:
     starts = np.arange(0, x.size - size, hop)
-    return x[starts[:, None] + np.arange(size)[None, :]] * np.hanning(size)
+    framed: FloatArray = x[starts[:, None] + np.arange(size)[None, :]] * np.hanning(size)
+    return framed
 
 
 def _features(y: FloatArray) -> dict[str, float]:
