@@ -140,7 +140,7 @@ def _cluster(client: Any | None, scheduler: str | None, workers: int | None, out
         raise SchedulerError("dask.distributed is needed for a cluster run") from exc
     if scheduler:
         try:
-            own = Client(scheduler, timeout="10s", set_as_default=False)
+            own = Client(scheduler, timeout="5s", set_as_default=False)
         except (OSError, TimeoutError) as exc:
             raise SchedulerError(f"Cannot reach the Dask scheduler at {scheduler}: {' '.join(str(exc).split())}") from exc
         try:
