@@ -125,6 +125,9 @@ def test_rerun_resumes_only_missing_chunks(small_store: str, tmp_path: Path) -> 
     group["chunk_done"][1] = 0
     group["mel"][3:6] = np.float32(-1.0)
     assert open_store(copy).sizes["segment"] < before.sizes["segment"]
+    from pipeline.cli import format_info
+
+    assert f"complete: {n_chunks - 1}/{n_chunks} chunks" in format_info(copy, check_files=False)
     report = extract([Path(before["file_path"].values[0]).parent.parent], copy, SMALL, scheduler="synchronous", label_from="parent", progress=False)
     assert report.chunks_computed == 1 and report.chunks_skipped == n_chunks - 1
     after = open_raw(copy).load()
