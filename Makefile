@@ -34,9 +34,10 @@ system-deps:
 demo: install
 	$(BIN)/audio-pipeline demo demo
 
+LINTED := pipeline tests $(wildcard benchmarks)
+
 lint: install-test
-	$(BIN)/ruff check pipeline tests benchmarks
-	$(BIN)/ruff format --check pipeline tests benchmarks
+	$(BIN)/ruff check $(LINTED)
 
 typecheck: install-test
 	$(BIN)/mypy
@@ -45,7 +46,7 @@ pytest: install-test system-deps
 	$(BIN)/python -m pytest -q
 
 test: install-test system-deps
-	$(BIN)/ruff check pipeline tests benchmarks
+	$(BIN)/ruff check $(LINTED)
 	$(BIN)/mypy
 	$(BIN)/python -m pytest -q
 

@@ -93,3 +93,19 @@ def test_info_reports_changed_and_missing_files(tmp_path: Path, capsys: pytest.C
     assert "changed since extraction: 2 files" in out
     assert f"{root / 'a.wav'}: fingerprint" in out
     assert f"{root / 'b.wav'}: missing now" in out
+
+
+def test_config_mismatch_exit_2_then_overwrite(tmp_path: Path, corpus: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    store = tmp_path / "m.zarr"
+    base = ["extract", str(corpus / "tones"), "-o", str(store), "--scheduler", "synchronous", "--no-progress"]
+    assert main([*base, "--features", "rms"]) == 0
+    stamp = (store / "zarr.json").read_bytes()
+    capsys.readouterr()
+    assert main([*base, "--features", "rms", "--n-fft", "1024"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "different config" in err[0] and "n_fft: 1024 != 2048" in err[0]
+    assert (store / "zarr.json").read_bytes() == stamp
+    assert main([*base, "--features", "rms", "--n-fft", "1024", "--overwrite"]) == 0
+    from pipeline import open_store
+
+    assert open_store(str(store)).attrs["n_fft"] == 1024

@@ -179,3 +179,22 @@ def test_long_file_spans_chunks_and_matches(tmp_path: Path, rng: np.random.Gener
     report = extract([path], store, config, scheduler="synchronous", progress=False, segment_chunk=4)
     assert report.chunks_total >= 4
     assert check_against_librosa(store, config) == report.segments
+
+
+def test_memory_filesystem_in_and_out(corpus: Path) -> None:
+    """fsspec's memory:// works for inputs and the store (in-process only, by nature)."""
+    import fsspec
+
+    fs = fsspec.filesystem("memory")
+    for path in sorted((corpus / "tones").iterdir()):
+        fs.pipe(f"memory://corpus/tones/{path.name}", path.read_bytes())
+    config = FeatureConfig(features=("mel", "rms"), n_mels=32)
+    report = extract(["memory://corpus"], "memory://stores/m.zarr", config, scheduler="synchronous",
+                     label_from="parent", progress=False)
+    assert report.files_ok == 2
+    ds = open_store("memory://stores/m.zarr")
+    assert set(ds["label"].values) == {"tones"}
+    assert all(p.startswith("memory://corpus/tones/") for p in as_text(ds["file_path"]))
+    local = extract([corpus / "tones"], "memory://stores/local-copy.zarr", config, scheduler="synchronous", progress=False)
+    assert local.segments == report.segments
+    np.testing.assert_array_equal(ds["mel"].values, open_store("memory://stores/local-copy.zarr")["mel"].values)
