@@ -46,6 +46,7 @@ CHUNK_TARGET_BYTES = 16 * 2**20
 _MAX_CHUNK_SEGMENTS = 2048
 #: At most this much audio per chunk, so a task's decoded audio stays small whatever the config.
 _MAX_CHUNK_AUDIO_SECONDS = 900.0
+_FEW_CHUNKS = 16
 _COMPRESSORS = (ZstdCodec(level=3),)
 
 
@@ -94,7 +95,9 @@ def segment_starts(n_samples: int, config: FeatureConfig) -> np.ndarray:
 def chunk_segments(config: FeatureConfig, n_segments: int | None = None) -> int:
     """Segments per chunk: one chunk of the largest variable is about 16 MiB.
 
-    Capped at 2,048 segments and at 15 minutes of audio, which bounds a task's memory.
+    Capped at 2,048 segments and at 15 minutes of audio, which bounds a task's memory. A store
+    that would have fewer than 16 chunks gets half-size (8 MiB) chunks instead, so that even a
+    small corpus gives a cluster enough tasks to balance.
     """
     per_segment = max(
         config.n_frames * (bins_size(VARIABLES[v].bins_dim or "", config) if VARIABLES[v].bins_dim else 1) * 4
@@ -104,6 +107,8 @@ def chunk_segments(config: FeatureConfig, n_segments: int | None = None) -> int:
     by_audio = int(_MAX_CHUNK_AUDIO_SECONDS // max(hop, config.segment_seconds))
     size = max(1, min(_MAX_CHUNK_SEGMENTS, by_audio, CHUNK_TARGET_BYTES // per_segment))
     if n_segments is not None:
+        if n_segments < _FEW_CHUNKS * size:
+            size = max(1, size // 2)
         size = max(1, min(size, n_segments))
     return size
 
