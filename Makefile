@@ -14,10 +14,10 @@ $(BIN)/python:
 venv: $(BIN)/python
 
 install: venv
-	$(BIN)/python -m pip install --quiet -e .
+	$(BIN)/python -m pip install --quiet -e '.[train]' $(TORCH_PIN)
 
 install-test: venv
-	$(BIN)/python -m pip install --quiet -e '.[test,s3]'
+	$(BIN)/python -m pip install --quiet -e '.[test,s3,train]' $(TORCH_PIN)
 
 # espeak-ng, sox and ffmpeg make real test signals and decode what libsndfile cannot.
 system-deps:

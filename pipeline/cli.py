@@ -70,6 +70,35 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seconds", type=float, default=30.0, help="clip length [%(default)s]")
     p.add_argument("--workers", type=int, help="size of the local cluster [cores]")
     p.add_argument("--scheduler", metavar="ADDRESS", help="existing Dask scheduler, or 'synchronous'")
+    p.add_argument("--mlp-epochs", type=int, default=20, help="[%(default)s]")
+    p.add_argument("--cnn-epochs", type=int, default=6, help="[%(default)s]")
+    p.add_argument("--no-train", action="store_true", help="stop after extract and info")
+    p = sub.add_parser("query", help="the GTZAN-style table: one row per segment, summary features + file, offset, label")
+    p.add_argument("store", metavar="STORE")
+    p.add_argument("--label", action="append", help="keep this label (repeatable)")
+    p.add_argument("--split", choices=["train", "val", "test"])
+    p.add_argument("--file", metavar="GLOB", help="keep files whose path or name matches")
+    p.add_argument("--vars", metavar="V,...", help="variables, e.g. mfcc,rms or mfcc_mean [all summaries]")
+    p.add_argument("-o", "--output", metavar="OUT", help="write .parquet or .csv instead of printing")
+    p.add_argument("--limit", type=int, default=20, help="rows to print [%(default)s]")
+    p.add_argument("--storage-options", metavar="JSON")
+    p = sub.add_parser("similar", help="nearest segments by summary features (cosine on standardised vectors)")
+    p.add_argument("store", metavar="STORE")
+    p.add_argument("audio", nargs="?", metavar="AUDIO_FILE", help="an outside file, featurised with the store's config")
+    p.add_argument("--segment", type=int, metavar="N", help="a segment of the store (its index)")
+    p.add_argument("-k", type=int, default=10, help="neighbours [%(default)s]")
+    p.add_argument("--vars", metavar="V,...")
+    p.add_argument("--storage-options", metavar="JSON")
+    p = sub.add_parser("train", help="train the tutorial's MLP (summary features) or CNN (mel) on a store")
+    p.add_argument("store", metavar="STORE")
+    p.add_argument("--model", choices=["mlp", "cnn"], default="mlp")
+    p.add_argument("--epochs", type=int, default=20, help="[%(default)s]")
+    p.add_argument("--batch-size", type=int, default=64, help="[%(default)s]")
+    p.add_argument("--lr", type=float, default=1e-3, help="learning rate [%(default)s]")
+    p.add_argument("--seed", type=int, default=0, help="[%(default)s]")
+    p.add_argument("--loader-workers", type=int, default=0, help="DataLoader worker processes [%(default)s]")
+    p.add_argument("-o", "--output", metavar="MODEL_DIR", help="write model.pt, metrics.json, confusion.png")
+    p.add_argument("--storage-options", metavar="JSON")
     return parser
 
 
@@ -194,6 +223,26 @@ def cmd_info(args: argparse.Namespace) -> int:
     return 0
 
 
+def stratified_labels(csv_path: str, *, every: int = 10) -> str:
+    """Rewrite a ``path,label`` CSV with a split column: per label, 8 of every 10 files train,
+    1 val, 1 test (in file order), so every split holds every label. Returns the new CSV."""
+    import csv
+
+    with open(csv_path, newline="") as f:
+        rows = list(csv.DictReader(f))
+    seen: dict[str, int] = {}
+    out_path = os.path.join(os.path.dirname(csv_path), "labels_split.csv")
+    with open(out_path, "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["path", "label", "split"])
+        for row in sorted(rows, key=lambda r: (r["label"], r["path"])):
+            i = seen.get(row["label"], 0)
+            seen[row["label"]] = i + 1
+            k = i % every
+            writer.writerow([row["path"], row["label"], "test" if k == every - 1 else "val" if k == every - 2 else "train"])
+    return out_path
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from .graph import extract
     from .testing import make_demo_corpus
@@ -202,19 +251,87 @@ def cmd_demo(args: argparse.Namespace) -> int:
     corpus = os.path.join(root, "corpus")
     store = os.path.join(root, "features.zarr")
     t0 = time.perf_counter()
-    make_demo_corpus(corpus, n_per_genre=args.clips, seconds=args.seconds)
-    print(f"demo corpus: {corpus} ({time.perf_counter() - t0:.1f} s to generate)")
+    labels = stratified_labels(str(make_demo_corpus(corpus, n_per_genre=args.clips, seconds=args.seconds)))
+    print(f"demo corpus: {corpus} ({time.perf_counter() - t0:.1f} s to generate); labels and splits: {labels}")
     report = extract(
         [corpus], store, FeatureConfig(), scheduler=args.scheduler, workers=args.workers,
-        label_from="parent", overwrite=True, out=sys.stderr,
+        labels=labels, overwrite=True, out=sys.stderr,
     )
     print(report.summary())
     print()
     print(format_info(store))
+    from .query import query
+
+    table = query(store, vars=["mfcc_mean", "spectral_centroid_mean", "rms_mean"])
+    print(f"\nquery (the GTZAN-style table, {len(table)} rows x {table.shape[1]} columns; first 5 rows, 8 columns):")
+    print(table.iloc[:5, :8].to_string())
+    if args.no_train:
+        return 0
+    try:
+        from .training.train import train
+    except ImportError as exc:
+        print(f"skipping training: {exc}")
+        return 0
+    results = {}
+    for model, epochs in (("mlp", args.mlp_epochs), ("cnn", args.cnn_epochs)):
+        print(f"\n== {model} ==")
+        metrics = train(store, model=model, epochs=epochs, out_dir=os.path.join(root, f"model-{model}"))
+        results[model] = metrics
+    print()
+    for model, metrics in results.items():
+        print(f"{model}: test accuracy {metrics['test_accuracy']:.3f} (chance {1 / len(metrics['classes']):.3f}, "
+              f"majority baseline {metrics['majority_baseline']:.3f}) -> {os.path.join(root, 'model-' + model)}")
     return 0
 
 
-COMMANDS = {"extract": cmd_extract, "info": cmd_info, "demo": cmd_demo}
+def cmd_train(args: argparse.Namespace) -> int:
+    try:
+        from .training.train import train
+    except ImportError as exc:
+        raise InputError(str(exc)) from exc
+    if args.epochs < 1:
+        raise ConfigError(f"Expected --epochs >= 1, got {args.epochs}")
+    train(args.store, model=args.model, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
+          seed=args.seed, out_dir=args.output, num_workers=args.loader_workers,
+          storage_options=_storage_options(args.storage_options))
+    return 0
+
+
+def _list(text: str | None) -> list[str] | None:
+    return [v.strip() for v in text.split(",") if v.strip()] if text else None
+
+
+def cmd_query(args: argparse.Namespace) -> int:
+    import pandas as pd
+
+    from .query import query, write_table
+
+    table = query(args.store, labels=args.label, split=args.split, file_glob=args.file, vars=_list(args.vars),
+                  storage_options=_storage_options(args.storage_options))
+    if args.output:
+        write_table(table, args.output)
+        print(f"wrote {len(table)} rows x {table.shape[1]} columns to {args.output}")
+        return 0
+    with pd.option_context("display.max_columns", 12, "display.width", 200):
+        print(table.head(args.limit).to_string(max_cols=12))
+    if len(table) > args.limit:
+        print(f"... {len(table)} rows x {table.shape[1]} columns (first {args.limit} shown; -o OUT.csv/.parquet writes all)")
+    return 0
+
+
+def cmd_similar(args: argparse.Namespace) -> int:
+    from .query import similar
+
+    if (args.audio is None) == (args.segment is None):
+        raise InputError("Expected exactly one of AUDIO_FILE or --segment N")
+    table = similar(args.store, segment=args.segment, audio=args.audio, k=args.k, vars=_list(args.vars),
+                    storage_options=_storage_options(args.storage_options))
+    print(table.to_string(index=False))
+    return 0
+
+
+COMMANDS = {"extract": cmd_extract, "info": cmd_info, "demo": cmd_demo, "train": cmd_train,
+            "query": cmd_query, "similar": cmd_similar}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

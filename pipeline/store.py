@@ -136,9 +136,13 @@ def visible_segments(ds: xr.Dataset) -> np.ndarray:
 def open_store(url: str, storage_options: Mapping[str, Any] | None = None) -> xr.Dataset:
     """Open a store lazily, showing only segments of complete chunks of non-failed files."""
     ds = open_raw(url, storage_options)
-    ds = ds.isel(segment=visible_segments(ds))
-    # coordinates are small: load them so that groupby/where on labels work directly
-    return ds.assign_coords({name: ds[name].load() for name in ds.coords if ds[name].ndim == 1})
+    visible = visible_segments(ds)
+    ds = ds.isel(segment=visible)
+    # coordinates are small: load them so that groupby/where on labels work directly;
+    # `segment` keeps each segment's index in the store (stable across readers and appends)
+    loaded = {name: ds[name].load() for name in ds.coords if ds[name].ndim == 1}
+    index = xr.Variable(("segment",), visible, {"description": "the segment's index in the store", "units": "1"})
+    return ds.assign_coords(loaded).assign_coords(segment=index)
 
 
 @dataclass(frozen=True)

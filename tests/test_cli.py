@@ -109,3 +109,31 @@ def test_config_mismatch_exit_2_then_overwrite(tmp_path: Path, corpus: Path, cap
     from pipeline import open_store
 
     assert open_store(str(store)).attrs["n_fft"] == 1024
+
+
+def test_query_and_similar_commands(tmp_path: Path, corpus: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import pandas as pd
+
+    store = str(tmp_path / "q.zarr")
+    assert main(["extract", str(corpus), "-o", store, "--scheduler", "synchronous", "--label-from", "parent",
+                 "--no-progress"]) == 0
+    capsys.readouterr()
+    assert main(["query", store, "--label", "tones", "--vars", "rms,mfcc_mean"]) == 0
+    out = capsys.readouterr().out
+    assert "rms_mean" in out and "mfcc_mean_0" in out and "noise" not in out
+    csv = tmp_path / "t.csv"
+    assert main(["query", store, "--vars", "rms", "-o", str(csv)]) == 0
+    table = pd.read_csv(csv)
+    assert list(table.columns[:5]) == ["segment", "file", "offset", "label", "split"]
+    assert set(table["label"]) == {"tones", "noise"}
+    parquet = tmp_path / "t.parquet"
+    assert main(["query", store, "--split", "train", "-o", str(parquet)]) == 0
+    assert set(pd.read_parquet(parquet)["split"]) <= {"train"}
+    capsys.readouterr()
+    assert main(["similar", store, "--segment", "0", "-k", "3"]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert lines[0].split() == ["segment", "distance", "file", "offset", "label"] and len(lines) == 4
+    assert main(["similar", store, str(corpus / "tones" / "a440.wav"), "-k", "2"]) == 0
+    assert "tones" in capsys.readouterr().out
+    assert main(["similar", store]) == 2
+    assert main(["query", store, "--vars", "loudness"]) == 2
