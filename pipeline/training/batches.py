@@ -17,7 +17,7 @@ import xarray as xr
 
 from ..errors import InputError
 from ..schema import SPLITS
-from ..store import as_text, open_store
+from ..store import as_text, open_group, open_store, zarr_array
 
 __all__ = [
     "ChunkSource",
@@ -48,12 +48,18 @@ class ChunkSource:
 
     ``runs[i] = (chunk, start, stop)``: positions ``[start, stop)`` of the (visible) dataset
     belong to store chunk ``chunk``; reading them reads exactly one chunk of every variable.
+    Built from a URL, reads go straight to Zarr (no xarray or dask on the hot path); built from
+    a dataset, they go through it.
     """
 
     ds: xr.Dataset
     split: str | None
     classes: list[str]
     runs: list[tuple[int, int, int]] = field(default_factory=list)
+    url: str | None = None
+    storage_options: dict[str, Any] = field(default_factory=dict)
+    _group: Any = field(default=None, repr=False)
+    _codes: tuple[tuple[str, ...], np.ndarray] | None = field(default=None, repr=False)
 
     @classmethod
     def build(cls, store: str | xr.Dataset, *, split: str | None = None, classes: Sequence[str] | None = None,
@@ -74,23 +80,48 @@ class ChunkSource:
             starts = np.concatenate([[0], cuts])
             stops = np.concatenate([cuts, [owner.size]])
             runs = [(int(owner[a]), int(a), int(b)) for a, b in zip(starts, stops, strict=True)]
-        return cls(ds=ds, split=split, classes=list(classes) if classes is not None else classes_of(ds), runs=runs)
+        return cls(ds=ds, split=split, classes=list(classes) if classes is not None else classes_of(ds), runs=runs,
+                   url=store if isinstance(store, str) else None, storage_options=dict(storage_options or {}))
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        state["_group"] = None  # reopened in the receiving process
+        return state
 
     @property
     def n_segments(self) -> int:
         return int(self.ds.sizes["segment"])
 
+    def _label_codes(self) -> np.ndarray:
+        key = tuple(self.classes)
+        if self._codes is None or self._codes[0] != key:
+            lookup = {name: i for i, name in enumerate(self.classes)}
+            codes = np.array([lookup.get(str(v), -1) for v in as_text(self.ds["label"])], dtype=np.int64)
+            self._codes = (key, codes)
+        return self._codes[1]
+
     def read(self, run: tuple[int, int, int], variables: Sequence[str]) -> dict[str, np.ndarray]:
         """All requested variables (plus label codes and segment ids) of one run."""
-        _, start, stop = run
-        part = self.ds.isel(segment=slice(start, stop))
-        # one chunk per variable: no thread pool needed, and none to break in a forked
-        # DataLoader worker (dask's default pool does not survive a fork)
-        with dask.config.set(scheduler="synchronous"):
-            out = {name: np.asarray(part[name].values) for name in variables}
-        lookup = {name: i for i, name in enumerate(self.classes)}
-        out["label"] = np.array([lookup.get(str(v), -1) for v in as_text(part["label"])], dtype=np.int64)
-        out["segment"] = np.asarray(part["segment"].values, dtype=np.int64)
+        chunk_index, start, stop = run
+        segments = np.asarray(self.ds["segment"].values[start:stop], dtype=np.int64)
+        out: dict[str, np.ndarray] = {}
+        if self.url is not None:
+            if self._group is None:
+                self._group = open_group(self.url, self.storage_options, mode="r")
+            rows = segments - segments[0]
+            contiguous = bool(rows[-1] == rows.size - 1)
+            for name in variables:
+                block = np.asarray(zarr_array(self._group, name)[int(segments[0]) : int(segments[-1]) + 1])
+                out[name] = block if contiguous else block[rows]
+        else:
+            part = self.ds.isel(segment=slice(start, stop))
+            # one chunk per variable: no thread pool needed, and none to break in a forked
+            # DataLoader worker (dask's default pool does not survive a fork)
+            with dask.config.set(scheduler="synchronous"):
+                out = {name: np.asarray(part[name].values) for name in variables}
+        del chunk_index
+        out["label"] = self._label_codes()[start:stop]
+        out["segment"] = segments
         return out
 
 
