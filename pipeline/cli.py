@@ -49,6 +49,8 @@ def _add_extract_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--overwrite", action="store_true", help="replace an existing store")
     p.add_argument("--strict", action="store_true", help="exit 1 if any file failed")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--split-fractions", metavar="TRAIN,VAL,TEST", default="0.8,0.1,0.1",
+                   help="hash split by file when the labels CSV has no split column [%(default)s]")
     p.add_argument("--segment-chunk", type=int, metavar="N", help="segments per chunk [about 16 MiB of the largest variable]")
 
 
@@ -114,6 +116,16 @@ def _storage_options(text: str | None) -> dict[str, Any]:
     return value
 
 
+def _fractions(text: str) -> tuple[float, float, float]:
+    try:
+        values = tuple(float(v) for v in text.split(","))
+    except ValueError:
+        values = ()
+    if len(values) != 3 or any(v < 0 for v in values) or sum(values) <= 0:
+        raise ConfigError(f"Expected --split-fractions as three non-negative numbers like 0.8,0.1,0.1, got {text!r}")
+    return (values[0], values[1], values[2])
+
+
 def _config(args: argparse.Namespace) -> FeatureConfig:
     return FeatureConfig(
         sr=args.sr, n_fft=args.n_fft, hop_length=args.hop_length, n_mels=args.n_mels, n_mfcc=args.n_mfcc,
@@ -134,7 +146,7 @@ def cmd_extract(args: argparse.Namespace) -> int:
         args.inputs, args.output, config, scheduler=args.scheduler, workers=args.workers,
         labels=args.labels, label_from=args.label_from, storage_options=_storage_options(args.storage_options),
         overwrite=args.overwrite, progress=not args.no_progress, out=sys.stderr,
-        segment_chunk=args.segment_chunk,
+        segment_chunk=args.segment_chunk, split_fractions=_fractions(args.split_fractions),
     )
     for uri, reason in report.failed:
         print(f"failed: {uri}: {reason}", file=sys.stderr)

@@ -263,7 +263,7 @@ def extract(
         else:
             entries = _manifest(runner, uris, options, assigned)
             layout = build_layout(entries, config, chunk=segment_chunk)
-            _write_template(store_url, options, layout, config)
+            _write_template(store_url, options, layout, config, {"split_fractions": [float(f) for f in split_fractions]})
             pending = list(range(layout.n_chunks))
         tasks = plan_tasks(layout, pending)
         report.chunks_total = layout.n_chunks
@@ -383,8 +383,9 @@ def _layout_from_store(ds: Any) -> Layout:
     return Layout(files=tuple(records), n_segments=ds.sizes["segment"], chunk=int(ds.attrs["segment_chunk"]))
 
 
-def _write_template(store_url: str, options: Mapping[str, Any], layout: Layout, config: FeatureConfig) -> None:
-    ds, encoding = make_template(layout, config)
+def _write_template(store_url: str, options: Mapping[str, Any], layout: Layout, config: FeatureConfig,
+                    extra_attrs: dict[str, Any] | None = None) -> None:
+    ds, encoding = make_template(layout, config, extra_attrs=extra_attrs)
     with quiet_zarr():
         ds.to_zarr(
             store_url, mode="w", compute=False, encoding=encoding, consolidated=False, zarr_format=3,

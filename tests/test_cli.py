@@ -27,6 +27,7 @@ def run(*args: str) -> subprocess.CompletedProcess[str]:
         (["extract", "{corpus}", "-o", "{tmp}/s.zarr", "--scheduler", "tcp://127.0.0.1:9"], "Cannot reach the Dask scheduler"),
         (["extract", "{corpus}", "-o", "{tmp}/s.zarr", "--sr", "-5"], "sr to be a positive integer"),
         (["extract", "{corpus}", "-o", "{tmp}/s.zarr", "--workers", "0"], "--workers >= 1"),
+        (["extract", "{corpus}", "-o", "{tmp}/s.zarr", "--split-fractions", "0.8,0.2"], "--split-fractions as three"),
         (["extract", "{corpus}"], "the following arguments are required: -o/--output"),
         (["extract", "{corpus}", "-o", "{tmp}/s.zarr", "--label-from", "grandparent"], "invalid choice"),
         (["info", "{tmp}"], "Expected a feature store"),
