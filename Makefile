@@ -17,7 +17,7 @@ install: venv
 	$(BIN)/python -m pip install --quiet -e '.[train]' $(TORCH_PIN)
 
 install-test: venv
-	$(BIN)/python -m pip install --quiet -e '.[test,s3,train]' $(TORCH_PIN)
+	$(BIN)/python -m pip install --quiet -e '.[test,s3,train,notebooks]' $(TORCH_PIN)
 
 # espeak-ng, sox and ffmpeg make real test signals and decode what libsndfile cannot.
 system-deps:

@@ -15,6 +15,7 @@ from .errors import (
     StorageError,
 )
 from .graph import ExtractReport, extract
+from .query import query, similar
 from .store import completeness, open_raw, open_store
 
 __all__ = [
@@ -35,4 +36,6 @@ __all__ = [
     "extract",
     "open_raw",
     "open_store",
+    "query",
+    "similar",
 ]

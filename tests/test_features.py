@@ -8,7 +8,7 @@ import librosa
 import numpy as np
 import pytest
 from conftest import require_tool
-from reference import assert_close, reference_segment
+from reference import assert_segment_close, reference_segment
 
 from pipeline import testing
 from pipeline.config import ALL_FEATURES, FeatureConfig
@@ -65,11 +65,10 @@ def test_kernels_match_librosa(name: str, tmp_path: Path) -> None:
     assert set(got) == set(config.frame_variables)
     for i, (signal, y) in enumerate(segs.items()):
         ref = reference_segment(y, config)
-        for var, values in ref.items():
-            try:
-                assert_close(var, got[var][i], values)
-            except AssertionError as exc:
-                raise AssertionError(f"{name}/{signal}: {exc}") from None
+        try:
+            assert_segment_close({var: got[var][i] for var in ref}, ref, y, config)
+        except AssertionError as exc:
+            raise AssertionError(f"{name}/{signal}: {exc}") from None
 
 
 def test_batch_equals_single_segments(rng: np.random.Generator) -> None:
