@@ -26,6 +26,16 @@ labels_csv = stratified_labels(str(make_demo_corpus(WORK / "corpus", n_per_genre
                                every=CLIPS)
 sorted(p.name for p in (WORK / "corpus").iterdir() if p.is_dir())'''
 
+def train_cell(model: str, epochs: int, last_line: str) -> object:
+    return new_code_cell(f'''import pipeline
+from pipeline.training.train import train
+
+pipeline.extract([WORK / "corpus"], str(WORK / "features.zarr"), labels=labels_csv,
+                 scheduler="synchronous", progress=False)
+metrics = train(str(WORK / "features.zarr"), model="{model}", epochs={epochs}, out_dir=str(WORK / "{model}"))
+{last_line}''')
+
+
 NOTEBOOKS = {
     "01_audio_basics": [
         new_markdown_cell("# Audio basics\n\nThe tutorial's walkthrough on one clip: load it, look at its sample rate and "
@@ -109,13 +119,7 @@ table.head()'''),
                           "per-segment mean/std vector, trained lazily from the store, split by file."),
         new_code_cell(SETUP),
         new_code_cell(CORPUS),
-        new_code_cell('''import pipeline
-from pipeline.training.train import train
-
-pipeline.extract([WORK / "corpus"], str(WORK / "features.zarr"), labels=labels_csv,
-                 scheduler="synchronous", progress=False)
-metrics = train(str(WORK / "features.zarr"), model="mlp", epochs=8, out_dir=str(WORK / "mlp"))
-print("test accuracy", metrics["test_accuracy"], "majority baseline", metrics["majority_baseline"])'''),
+        train_cell("mlp", 8, 'print("test accuracy", metrics["test_accuracy"], "majority baseline", metrics["majority_baseline"])'),
         new_code_cell('''import json
 json.loads((WORK / "mlp" / "metrics.json").read_text())["confusion"]'''),
     ],
@@ -124,19 +128,15 @@ json.loads((WORK / "mlp" / "metrics.json").read_text())["confusion"]'''),
                           "(1, frames, mel bands) segments, read whole-chunk from the store."),
         new_code_cell(SETUP),
         new_code_cell(CORPUS),
-        new_code_cell('''import pipeline
-from pipeline.training.train import train
-
-pipeline.extract([WORK / "corpus"], str(WORK / "features.zarr"), labels=labels_csv,
-                 scheduler="synchronous", progress=False)
-metrics = train(str(WORK / "features.zarr"), model="cnn", epochs=2, out_dir=str(WORK / "cnn"))
-print("test accuracy", metrics["test_accuracy"], "chance", 1 / len(metrics["classes"]))'''),
+        train_cell("cnn", 2, 'print("test accuracy", metrics["test_accuracy"], "chance", 1 / len(metrics["classes"]))'),
     ],
 }
 
 
 def main() -> None:
     for name, cells in NOTEBOOKS.items():
+        for i, cell in enumerate(cells):
+            cell["id"] = f"cell-{i}"  # stable ids: regenerating gives no spurious diff
         nb = new_notebook(cells=cells, metadata={"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}})
         nbformat.write(nb, HERE / f"{name}.ipynb")
 

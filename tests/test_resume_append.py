@@ -111,6 +111,18 @@ def _wait_for_chunks(store: Path, n: int, proc: subprocess.Popen[bytes] | subpro
     return done
 
 
+def _assert_equals_clean_run(corpus: Path, store: Path, tmp_path: Path) -> None:
+    """Every array of ``store`` equals that of an uninterrupted in-process run."""
+    clean = tmp_path / "clean.zarr"
+    subprocess.run(_extract_cmd(corpus, clean, "--scheduler", "synchronous", "--segment-chunk", "2"), check=True,
+                   capture_output=True, timeout=300)
+    a, b = open_raw(str(store)).load(), open_raw(str(clean)).load()
+    for name in a.data_vars:
+        xr.testing.assert_identical(a[name], b[name])
+    for name in ("segment_valid", "segment_valid_frames", "file_status", "chunk_done"):
+        np.testing.assert_array_equal(a[name].values, b[name].values)
+
+
 def test_sigkill_of_the_client_then_rerun_resumes(tmp_path: Path) -> None:
     corpus = tmp_path / "corpus"
     write_clips(corpus, [f"k{i}" for i in range(16)], seconds=9.0)
@@ -128,14 +140,7 @@ def test_sigkill_of_the_client_then_rerun_resumes(tmp_path: Path) -> None:
     assert k >= 3
     assert f"resuming: {k} of {total} chunks done" in rerun.stderr
     assert f"{total - k} of {total} chunks computed" in rerun.stdout
-    clean = tmp_path / "clean.zarr"
-    subprocess.run(_extract_cmd(corpus, clean, "--scheduler", "synchronous", "--segment-chunk", "2"), check=True,
-                   capture_output=True, timeout=300)
-    a, b = open_raw(str(store)).load(), open_raw(str(clean)).load()
-    for name in a.data_vars:
-        xr.testing.assert_identical(a[name], b[name])
-    for name in ("segment_valid", "segment_valid_frames", "file_status", "chunk_done"):
-        np.testing.assert_array_equal(a[name].values, b[name].values)
+    _assert_equals_clean_run(corpus, store, tmp_path)
 
 
 @pytest.mark.cluster
@@ -156,12 +161,7 @@ def test_killed_worker_does_not_fail_the_run(tmp_path: Path) -> None:
         os.kill(victim, signal.SIGKILL)
         _, err = proc.communicate(timeout=300)
         assert proc.returncode == 0, err
-        clean = tmp_path / "clean.zarr"
-        subprocess.run(_extract_cmd(corpus, clean, "--scheduler", "synchronous", "--segment-chunk", "2"), check=True,
-                       capture_output=True, timeout=300)
-        a, b = open_raw(str(store)).load(), open_raw(str(clean)).load()
-        for name in a.data_vars:
-            xr.testing.assert_identical(a[name], b[name])
+        _assert_equals_clean_run(corpus, store, tmp_path)
     finally:
         subprocess.run([script, "stop"], env=env, timeout=60, check=False)
 

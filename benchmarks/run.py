@@ -1,0 +1,125 @@
+"""Performance figures, each against a reference measured in the same run on this machine.
+
+    python benchmarks/run.py [--quick]
+
+Prints one line per figure, ratio first. Generates its own corpus (no download). Nothing here
+is asserted by the tests; the tests check parity, this measures speed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import resource
+import sys
+import tempfile
+import time
+import warnings
+from pathlib import Path
+
+import librosa
+import numpy as np
+import soundfile as sf
+from threadpoolctl import threadpool_limits
+
+from pipeline import FeatureConfig, extract
+from pipeline.features import compute_features
+from pipeline.testing import GENRES, genre_clip
+
+SR = 22050
+
+
+def naive_librosa(y: np.ndarray, config: FeatureConfig) -> None:
+    """The tutorial's way: one librosa call per feature, each computing its own STFT."""
+    kw = {"n_fft": config.n_fft, "hop_length": config.hop_length}
+    librosa.power_to_db(librosa.feature.melspectrogram(y=y, sr=SR, n_mels=config.n_mels, **kw), ref=1.0, top_db=None)
+    librosa.feature.mfcc(y=y, sr=SR, n_mfcc=config.n_mfcc, n_mels=config.n_mels, **kw)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        librosa.feature.chroma_stft(y=y, sr=SR, **kw)
+    librosa.feature.spectral_centroid(y=y, sr=SR, **kw)
+    librosa.feature.spectral_bandwidth(y=y, sr=SR, **kw)
+    librosa.feature.spectral_rolloff(y=y, sr=SR, **kw)
+    librosa.feature.zero_crossing_rate(y, frame_length=config.n_fft, hop_length=config.hop_length)
+    librosa.feature.rms(y=y, frame_length=config.n_fft, hop_length=config.hop_length)
+
+
+def segments(n: int, config: FeatureConfig) -> np.ndarray:
+    clips = [genre_clip(GENRES[i % len(GENRES)], seconds=30.0, sr=SR, seed=i) for i in range(-(-n // 10))]
+    audio = np.concatenate(clips)
+    return audio[: n * config.segment_samples].reshape(n, config.segment_samples)
+
+
+def best_of(repeat: int, func: object) -> float:
+    times = []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        func()  # type: ignore[operator]
+        times.append(time.perf_counter() - t0)
+    return min(times)
+
+
+def kernels(n: int) -> float:
+    config = FeatureConfig()
+    y = segments(n, config)
+    audio = n * config.segment_seconds
+    with threadpool_limits(limits=1):
+        t_naive = best_of(1, lambda: [naive_librosa(seg, config) for seg in y])
+        t_ours = best_of(2, lambda: [compute_features(y[i : i + 32], config) for i in range(0, n, 32)])
+    print(f"kernels: {t_naive / t_ours:.2f}x naive librosa per core (target >= 5x); "
+          f"ours {audio / t_ours:.0f}x real time, naive {audio / t_naive:.0f}x real time ({n} segments of 3 s, 1 thread)")
+    return audio / t_ours
+
+
+def write_corpus(root: Path, n_files: int, seconds: float) -> Path:
+    root.mkdir(parents=True, exist_ok=True)
+    for i in range(n_files):
+        genre = GENRES[i % len(GENRES)]
+        path = root / genre / f"{genre}.{i:05d}.wav"
+        path.parent.mkdir(exist_ok=True)
+        sf.write(path, genre_clip(genre, seconds=seconds, sr=SR, seed=i), SR, subtype="PCM_16")
+    return root
+
+
+def run_extract(corpus: Path, store: Path, workers: int) -> tuple[float, dict[str, float], float]:
+    from distributed import Client, LocalCluster
+
+    with LocalCluster(n_workers=workers, threads_per_worker=1, host="127.0.0.1", dashboard_address="127.0.0.1:0") as cluster, \
+            Client(cluster) as client:
+        client.run(lambda: None)  # workers up and importing
+        extract([corpus], str(store), client=client, label_from="parent", progress=False, overwrite=True)  # warm-up
+        report = extract([corpus], str(store), client=client, label_from="parent", progress=False, overwrite=True)
+        peak = max(client.run(lambda: resource.getrusage(resource.RUSAGE_SELF).ru_maxrss).values()) * 1024
+    return report.audio_seconds_computed / report.elapsed, report.timings, peak
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="small sizes: a few minutes in all")
+    args = parser.parse_args(argv)
+    q = args.quick
+    print(f"machine: {os.cpu_count()} cores; librosa {librosa.__version__}; numpy {np.__version__}")
+    per_core = kernels(60 if q else 400)
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        corpus = write_corpus(root / "corpus", 40 if q else 240, 30.0)
+        one, timings, peak = run_extract(corpus, root / "one.zarr", 1)
+        two, _, _ = run_extract(corpus, root / "two.zarr", 2)
+        total = sum(timings.values()) or 1.0
+        shares = ", ".join(f"{k} {100 * v / total:.0f}%" for k, v in timings.items())
+        print(f"end to end: {one / per_core:.2f} efficiency of extract --workers 1 vs in-process kernels "
+              f"(target >= 0.85); {one:.0f}x real time; task time: {shares}")
+        print(f"scaling: {two / one:.2f}x with 2 workers vs 1 (target >= 1.8x); {two:.0f}x vs {one:.0f}x real time")
+        print(f"memory: peak RSS per worker {peak / 2**20:.0f} MiB at the default chunking")
+        n_small, n_large = (1000, 10) if q else (10000, 100)
+        small = write_corpus(root / "small", n_small, 1.0)
+        large = write_corpus(root / "large", n_large, 100.0)
+        r_small, _, _ = run_extract(small, root / "small.zarr", 2)
+        r_large, _, _ = run_extract(large, root / "large.zarr", 2)
+        print(f"small files: {r_small / r_large:.2f} of the per-audio-second throughput "
+              f"({n_small} x 1 s: {r_small:.0f}x real time; {n_large} x 100 s: {r_large:.0f}x) (target >= 0.50)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
