@@ -315,6 +315,13 @@ def _along_frames(clip: _Clip, values: np.ndarray) -> tuple[np.ndarray, np.ndarr
     return clip.times(), values
 
 
+def _mpl_text(text: str) -> str:
+    """Text from files or stores as matplotlib shows it literally: ``$`` never starts mathtext,
+    and a leading ``_`` does not hide a legend entry."""
+    text = text.replace("$", r"\$")
+    return f" {text}" if text.startswith("_") else text
+
+
 def _legend(ax: Any) -> None:
     """A legend outside the axes, on the right, so it never hides data."""
     ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0, fontsize="small")
@@ -568,7 +575,7 @@ def plot(
         draw, height = _DRAW[kind]
         fig = _new_figure(height)
         draw(fig, clip)
-        fig.suptitle(clip.title, fontsize="large")
+        fig.suptitle(_mpl_text(clip.title), fontsize="large")
         try:
             fig.savefig(path, format=os.path.splitext(path)[1].lower()[1:], dpi=_DPI)
         except OSError as exc:

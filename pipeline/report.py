@@ -25,6 +25,7 @@ import xarray as xr
 from dask.base import compute as dask_compute
 
 from .errors import InputError, SchemaError, StorageError
+from .plot import _mpl_text
 from .query import feature_names, summary_matrix
 from .store import as_text, completeness, open_raw, open_store, store_config, visible_segments
 
@@ -192,7 +193,7 @@ def _durations(raw: xr.Dataset, colors: Mapping[str, Any]) -> str:
     fig = _figure(10.0, 3.8)
     ax = fig.subplots()
     ax.hist([duration[labels == name] for name in names], bins=edges.tolist(), stacked=True,
-            color=[colors[name] for name in names], label=[_shown(name) for name in names], edgecolor="white")
+            color=[colors[name] for name in names], label=[_mpl_text(_shown(name)) for name in names], edgecolor="white")
     ax.set_xlabel("duration (s, from the file header)")
     ax.set_ylabel("files")
     ax.yaxis.set_major_locator(MaxNLocator(integer=True))
@@ -232,7 +233,7 @@ def _box_plots(ds: xr.Dataset, labels: Sequence[str], colors: Mapping[str, Any])
         for patch, label in zip(parts["boxes"], present, strict=True):
             patch.set_facecolor(colors[label])
             patch.set_alpha(0.75)
-        ax.set_xticks(range(1, len(present) + 1), [_shown(label) for label in present],
+        ax.set_xticks(range(1, len(present) + 1), [_mpl_text(_shown(label)) for label in present],
                       rotation=30 if len(present) > 4 else 0, ha="right" if len(present) > 4 else "center")
         ax.set_title(name, fontsize="medium")
         ax.set_ylabel(title)
@@ -273,7 +274,7 @@ def _pca(ds: xr.Dataset, labels: Sequence[str], colors: Mapping[str, Any]) -> st
         mine = seg_labels == label
         if mine.any():
             ax.scatter(coords[mine, 0], coords[mine, 1], s=12, alpha=0.75, color=colors[label],
-                       label=f"{_shown(label)} ({int(mine.sum())})", edgecolors="none")
+                       label=_mpl_text(f"{_shown(label)} ({int(mine.sum())})"), edgecolors="none")
     ax.set_xlabel(f"PC1 ({100 * explained[0]:.1f}% of variance)")
     ax.set_ylabel(f"PC2 ({100 * explained[1]:.1f}% of variance)")
     ax.axhline(0.0, color="0.85", linewidth=0.8, zorder=0)

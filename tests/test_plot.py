@@ -154,7 +154,7 @@ def test_invisible_segment(store: str, tmp_path: Path) -> None:
         with pytest.raises(InputError, match=f"Expected a visible segment of .*, got {segment}"):
             plot(store, segment=segment, kinds=["mel"], out=str(tmp_path / "x.png"))
     with pytest.raises(InputError, match="integer store index"):
-        plot(store, segment=True, kinds=["mel"], out=str(tmp_path / "x.png"))  # type: ignore[arg-type]
+        plot(store, segment=True, kinds=["mel"], out=str(tmp_path / "x.png"))
     assert list(tmp_path.iterdir()) == []
 
 
