@@ -91,6 +91,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-k", type=int, default=10, help="neighbours [%(default)s]")
     p.add_argument("--vars", metavar="V,...")
     p.add_argument("--storage-options", metavar="JSON")
+    p = sub.add_parser("plot", help="the tutorial's figures, from an audio file or a store segment")
+    p.add_argument("source", metavar="AUDIO_FILE|STORE", help="an audio file, or a store with --segment")
+    p.add_argument("--segment", type=int, metavar="N", help="a segment of the store (its index)")
+    p.add_argument("--kind", default="waveform,spectrogram,mel,mfcc,chroma,spectral,zcr",
+                   help="comma-separated figure kinds [%(default)s]")
+    p.add_argument("-o", "--output", required=True, metavar="FIG.png", help=".png or .svg; several kinds add _KIND")
+    p.add_argument("--storage-options", metavar="JSON")
+    p = sub.add_parser("report", help="a static HTML page about a store (works offline)")
+    p.add_argument("store", metavar="STORE")
+    p.add_argument("-o", "--output", required=True, metavar="REPORT.html")
+    p.add_argument("--storage-options", metavar="JSON")
     p = sub.add_parser("train", help="train the tutorial's MLP (summary features) or CNN (mel) on a store")
     p.add_argument("store", metavar="STORE")
     p.add_argument("--model", choices=["mlp", "cnn"], default="mlp")
@@ -263,7 +274,10 @@ def cmd_demo(args: argparse.Namespace) -> int:
     corpus = os.path.join(root, "corpus")
     store = os.path.join(root, "features.zarr")
     t0 = time.perf_counter()
-    labels = stratified_labels(str(make_demo_corpus(corpus, n_per_genre=args.clips, seconds=args.seconds)))
+    if args.clips < 3:
+        raise ConfigError(f"Expected --clips >= 3 (a train, a val and a test file per label), got {args.clips}")
+    csv_path = make_demo_corpus(corpus, n_per_genre=args.clips, seconds=args.seconds)
+    labels = stratified_labels(str(csv_path), every=min(10, args.clips))
     print(f"demo corpus: {corpus} ({time.perf_counter() - t0:.1f} s to generate); labels and splits: {labels}")
     report = extract(
         [corpus], store, FeatureConfig(), scheduler=args.scheduler, workers=args.workers,
@@ -277,6 +291,15 @@ def cmd_demo(args: argparse.Namespace) -> int:
     table = query(store, vars=["mfcc_mean", "spectral_centroid_mean", "rms_mean"])
     print(f"\nquery (the GTZAN-style table, {len(table)} rows x {table.shape[1]} columns; first 5 rows, 8 columns):")
     print(table.iloc[:5, :8].to_string())
+    from .plot import KINDS, plot
+    from .report import write_report
+
+    first_jazz = int(table.index[table["label"] == "jazz"][0]) if (table["label"] == "jazz").any() else int(table.index[0])
+    os.makedirs(os.path.join(root, "figures"), exist_ok=True)
+    figures = plot(store, kinds=list(KINDS), out=os.path.join(root, "figures", "segment.png"), segment=first_jazz)
+    report_path = write_report(store, os.path.join(root, "report.html"))
+    print(f"\nfigures of segment {first_jazz}: {os.path.dirname(figures[0])}/ ({', '.join(os.path.basename(f) for f in figures)})")
+    print(f"report: {report_path}")
     if args.no_train:
         return 0
     try:
@@ -342,7 +365,24 @@ def cmd_similar(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"extract": cmd_extract, "info": cmd_info, "demo": cmd_demo, "train": cmd_train,
+def cmd_plot(args: argparse.Namespace) -> int:
+    from .plot import plot
+
+    written = plot(args.source, kinds=_list(args.kind) or [], out=args.output, segment=args.segment,
+                   storage_options=_storage_options(args.storage_options))
+    for path in written:
+        print(path)
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from .report import write_report
+
+    print(write_report(args.store, args.output, storage_options=_storage_options(args.storage_options)))
+    return 0
+
+
+COMMANDS = {"extract": cmd_extract, "plot": cmd_plot, "report": cmd_report, "info": cmd_info, "demo": cmd_demo, "train": cmd_train,
             "query": cmd_query, "similar": cmd_similar}
 
 

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from .config import FeatureConfig
-from .errors import DecodeError, InputError, SchemaError, StorageError
+from .errors import ConfigError, DecodeError, InputError, SchemaError, StorageError
 from .features import compute_features, stft
 from .io import decode_range, fingerprint, probe_file, resampled_length
 from .store import as_text, open_store, store_config
@@ -176,10 +176,12 @@ def _from_audio(source: str, kinds: list[str], sr: int, storage_options: Mapping
     if y.size == 0:
         raise InputError(f"Expected audio samples in {source}, got none")
     families = tuple(dict.fromkeys(f for k in kinds if (f := _FAMILY[k]) is not None))
-    base = FeatureConfig(sr=sr)
     # one segment covering the clip (at least one FFT window, zero-padded like a store segment)
-    samples = max(y.size, base.n_fft)
-    config = FeatureConfig(sr=sr, segment_seconds=samples / sr, features=families or ("rms",))
+    samples = max(y.size, FeatureConfig().n_fft)
+    try:
+        config = FeatureConfig(sr=sr, segment_seconds=samples / sr, features=families or ("rms",))
+    except ConfigError as exc:
+        raise InputError(f"Expected a sample rate the default feature config accepts, got sr={sr}: {exc}") from exc
     frames = _features(y, config) if families else {}
     name = os.path.basename(source.rstrip("/")) or source
     title = name if stop == total else f"{name} (first {MAX_SECONDS:g} s of {total / sr:.1f} s)"
@@ -239,7 +241,8 @@ def _from_store(source: str, segment: int, kinds: list[str], storage_options: Ma
     note = ""
     needs_audio = [kind for kind in kinds if kind in _AUDIO_KINDS]
     if needs_audio:
-        y = _decode_segment(path, start, config, storage_options, f"the {', '.join(needs_audio)} figure")
+        what = f"the {', '.join(needs_audio)} figure{'s' if len(needs_audio) > 1 else ''}"
+        y = _decode_segment(path, start, config, storage_options, what)
         stored = str(as_text(ds["file_fingerprint"])[f])
         if stored and fingerprint(path, storage_options) != stored:
             note = " (file changed since extraction)"
@@ -563,13 +566,13 @@ def plot(
     if not isinstance(source, str | os.PathLike) or not os.fspath(source):
         raise InputError(f"Expected an audio file or store path, got {source!r}")
     source = os.fspath(source)
+    _display()  # matplotlib is there, before any decoding
     if segment is None:
         clip = _from_audio(source, names, _check_sr(sr), storage_options)
     else:
         if sr is not None:
             _check_sr(sr)
         clip = _from_store(source, segment, names, storage_options)
-    _display()
     written: list[str] = []
     for kind, path in paths.items():
         draw, height = _DRAW[kind]

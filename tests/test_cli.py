@@ -138,3 +138,31 @@ def test_query_and_similar_commands(tmp_path: Path, corpus: Path, capsys: pytest
     assert "tones" in capsys.readouterr().out
     assert main(["similar", store]) == 2
     assert main(["query", store, "--vars", "loudness"]) == 2
+
+
+def test_plot_and_report_commands(tmp_path: Path, corpus: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    store = str(tmp_path / "p.zarr")
+    assert main(["extract", str(corpus), "-o", store, "--scheduler", "synchronous", "--label-from", "parent",
+                 "--no-progress"]) == 0
+    capsys.readouterr()
+    assert main(["plot", str(corpus / "tones" / "a440.wav"), "--kind", "waveform,mel", "-o", str(tmp_path / "f.png")]) == 0
+    written = capsys.readouterr().out.split()
+    assert [Path(p).name for p in written] == ["f_waveform.png", "f_mel.png"]
+    assert all(Path(p).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for p in written)
+    assert main(["plot", store, "--segment", "0", "--kind", "chroma", "-o", str(tmp_path / "c.svg")]) == 0
+    assert (tmp_path / "c.svg").read_text().lstrip().startswith("<?xml")
+    assert main(["plot", store, "--segment", "0", "--kind", "nope", "-o", str(tmp_path / "x.png")]) == 2
+    assert main(["report", store, "-o", str(tmp_path / "r.html")]) == 0
+    assert "data:image/png;base64," in (tmp_path / "r.html").read_text()
+
+
+def test_demo_end_to_end_on_tiny_data(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["demo", str(tmp_path / "demo"), "--clips", "3", "--seconds", "4", "--scheduler", "synchronous",
+                 "--mlp-epochs", "2", "--cnn-epochs", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "complete: " in out and "query (the GTZAN-style table" in out
+    assert "mlp: test accuracy" in out and "cnn: test accuracy" in out
+    assert (tmp_path / "demo" / "report.html").exists()
+    assert len(list((tmp_path / "demo" / "figures").glob("*.png"))) == 7
+    assert (tmp_path / "demo" / "model-cnn" / "metrics.json").exists()
+    assert main(["demo", str(tmp_path / "d2"), "--clips", "2"]) == 2
