@@ -351,9 +351,9 @@ def _check_existing(store_url: str, options: Mapping[str, Any], config: FeatureC
     group = open_group(store_url, options, mode="r")
     attrs = dict(group.attrs)
     if attrs.get(TEMPLATE_ATTR) != "complete":
-        if any(k in attrs for k in ("sr", "n_fft")) or not attrs:
-            return False  # crashed while writing the template: nothing computed yet, rewrite it
-        raise SchemaError(f"Expected a feature store at {store_url}, found another Zarr store")
+        if "sr" in attrs and "n_fft" in attrs and "segment_chunk" in attrs:
+            return False  # our template, interrupted while written: nothing computed yet, rewrite it
+        raise SchemaError(f"Expected a feature store at {store_url}, found another Zarr store (use another path, or --overwrite)")
     theirs = store_config(attrs)
     diffs = config.differences(theirs)
     if diffs:

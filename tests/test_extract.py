@@ -198,3 +198,27 @@ def test_memory_filesystem_in_and_out(corpus: Path) -> None:
     local = extract([corpus / "tones"], "memory://stores/local-copy.zarr", config, scheduler="synchronous", progress=False)
     assert local.segments == report.segments
     np.testing.assert_array_equal(ds["mel"].values, open_store("memory://stores/local-copy.zarr")["mel"].values)
+
+
+def test_foreign_zarr_store_is_not_overwritten(tmp_path: Path, corpus: Path) -> None:
+    import zarr
+
+    from pipeline.errors import SchemaError
+
+    foreign = tmp_path / "theirs.zarr"
+    group = zarr.open_group(str(foreign), mode="w")
+    group.create_array("precious", shape=(3,), dtype="i4")[:] = [1, 2, 3]
+    with pytest.raises(SchemaError, match="another Zarr store"):
+        extract([corpus], str(foreign), FeatureConfig(), scheduler="synchronous", progress=False)
+    assert list(zarr.open_group(str(foreign), mode="r")["precious"][:]) == [1, 2, 3]
+
+
+def test_interrupted_template_is_rewritten(tmp_path: Path, corpus: Path) -> None:
+    store = tmp_path / "t.zarr"
+    config = FeatureConfig(features=("rms",))
+    extract([corpus], str(store), config, scheduler="synchronous", progress=False)
+    group = open_group(str(store))
+    del group.attrs["pipeline_template"]  # as if the client died while writing the template
+    report = extract([corpus], str(store), config, scheduler="synchronous", progress=False)
+    assert report.chunks_computed == report.chunks_total
+    assert open_raw(str(store)).attrs["pipeline_template"] == "complete"
