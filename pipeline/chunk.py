@@ -18,8 +18,9 @@ from threadpoolctl import threadpool_limits
 from .config import FeatureConfig
 from .errors import DecodeError, StorageError
 from .features import compute_features, summarize
-from .io import decode_range, resampled_length
-from .schema import segment_starts
+from .io import decode_range
+from .schema import VARIABLES, bins_size, resampled_length, segment_starts
+from .store import open_group, zarr_array
 
 __all__ = ["ChunkFile", "ChunkTask", "compute_chunk", "run_chunk"]
 
@@ -128,16 +129,12 @@ def _featurise(rows: list[int], audio: list[np.ndarray], valid_frames: np.ndarra
 
 
 def _bins(name: str, config: FeatureConfig) -> tuple[int, ...]:
-    from .schema import VARIABLES, bins_size
-
     dim = VARIABLES[name].bins_dim
     return (bins_size(dim, config),) if dim else ()
 
 
 def run_chunk(task: ChunkTask, store_url: str, config_dict: dict[str, Any], storage_options: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """Compute one chunk and write its region, report and done-flag (in that order)."""
-    from .store import open_group, zarr_array
-
     config = FeatureConfig.from_dict(config_dict)
     arrays, report = compute_chunk(task, config, storage_options)
     t0 = time.perf_counter()

@@ -26,6 +26,7 @@ import soxr
 from fsspec.core import url_to_fs
 
 from .errors import DecodeError, InputError, StorageError
+from .schema import resampled_length
 
 __all__ = [
     "AUDIO_EXTENSIONS",
@@ -298,13 +299,6 @@ def _describe_sf_error(exc: BaseException) -> str:
     if "Format not recognised" in text or "unknown format" in text.lower():
         return "not a recognised audio format"
     return text
-
-
-def resampled_length(frames: int, native_sr: int, sr: int) -> int:
-    """Samples at ``sr`` of ``frames`` native samples, as ``librosa.resample`` sizes them."""
-    if native_sr == sr:
-        return frames
-    return math.ceil(frames * sr / native_sr)
 
 
 @dataclass(frozen=True)

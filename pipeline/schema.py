@@ -33,6 +33,7 @@ __all__ = [
     "file_coords",
     "make_template",
     "package_versions",
+    "resampled_length",
     "segment_coords",
     "segment_starts",
 ]
@@ -75,6 +76,13 @@ VARIABLES: dict[str, Variable] = {
 def bins_size(dim: str, config: FeatureConfig) -> int:
     return {"freq": config.n_freq, "mel_band": config.n_mels, "mfcc_coef": config.n_mfcc,
             "pitch_class": config.n_chroma}[dim]
+
+
+def resampled_length(frames: int, native_sr: int, sr: int) -> int:
+    """Samples at ``sr`` of ``frames`` native samples, as ``librosa.resample`` sizes them."""
+    if native_sr == sr:
+        return frames
+    return math.ceil(frames * sr / native_sr)
 
 
 def segment_starts(n_samples: int, config: FeatureConfig) -> np.ndarray:
@@ -161,8 +169,6 @@ def build_layout(
     ``entries`` are :meth:`pipeline.io.FileInfo.to_dict` dicts plus ``label`` and ``split``.
     ``first_segment`` and ``first_file_records`` let an append continue an existing layout.
     """
-    from .io import resampled_length
-
     records = list(first_file_records)
     cursor = first_segment
     for entry in entries:
@@ -210,8 +216,6 @@ def segment_coords(layout: Layout, config: FeatureConfig) -> dict[str, np.ndarra
         if record.n_segments == 0:
             continue
         sl = slice(record.first_segment, record.first_segment + record.n_segments)
-        from .io import resampled_length
-
         n_out = resampled_length(record.frames, record.sample_rate, config.sr)
         starts = segment_starts(n_out, config)[: record.n_segments]
         seg_file[sl] = index

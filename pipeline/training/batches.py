@@ -102,7 +102,7 @@ class ChunkSource:
 
     def read(self, run: tuple[int, int, int], variables: Sequence[str]) -> dict[str, np.ndarray]:
         """All requested variables (plus label codes and segment ids) of one run."""
-        chunk_index, start, stop = run
+        _, start, stop = run
         segments = np.asarray(self.ds["segment"].values[start:stop], dtype=np.int64)
         out: dict[str, np.ndarray] = {}
         if self.url is not None:
@@ -119,7 +119,6 @@ class ChunkSource:
             # DataLoader worker (dask's default pool does not survive a fork)
             with dask.config.set(scheduler="synchronous"):
                 out = {name: np.asarray(part[name].values) for name in variables}
-        del chunk_index
         out["label"] = self._label_codes()[start:stop]
         out["segment"] = segments
         return out
