@@ -85,20 +85,29 @@ def estimate_tuning(*, S: np.ndarray, sr: int, bins_per_octave: int = 12) -> np.
     mag_spec = np.abs(S)
     fmin, fmax = 150.0, min(4000.0, float(sr) / 2)
     fft_freqs = librosa.fft_frequencies(sr=sr, n_fft=n_fft)
-    freq_mask = ((fmin <= fft_freqs) & (fft_freqs < fmax))[:, None]
-    avg = np.gradient(mag_spec, axis=-2)
-    shift = _parabolic_interpolation(mag_spec, axis=-2)
+    band = np.flatnonzero((fmin <= fft_freqs) & (fft_freqs < fmax))
+    tunings = np.zeros(S.shape[0], dtype=np.float64)
+    if band.size == 0:
+        return tunings
+    # piptrack only keeps peaks inside [fmin, fmax): work on that band plus one bin either side,
+    # which is all the central differences, the parabolic interpolation and the local-maximum
+    # test of the band's bins look at (the same numbers as on the full spectrum)
+    lo, hi = int(band[0]) - 1, int(band[-1]) + 2
+    sub = mag_spec[:, lo:hi, :]
+    avg = np.gradient(sub, axis=-2)
+    shift = _parabolic_interpolation(sub, axis=-2)
     dskew = 0.5 * avg * shift
     ref_value = 0.1 * np.max(mag_spec, axis=-2, keepdims=True)
-    peaks = freq_mask & librosa.util.localmax(mag_spec * (mag_spec > ref_value), axis=-2)
+    local = librosa.util.localmax(sub * (sub > ref_value), axis=-2)
+    peaks = np.zeros_like(local)
+    peaks[:, 1:-1, :] = local[:, 1:-1, :]
     bins = np.linspace(-0.5, 0.5, 101)
-    tunings = np.zeros(S.shape[0], dtype=np.float64)
     for i in range(S.shape[0]):
         idx = np.nonzero(peaks[i])
         if idx[0].size == 0:
             continue
-        pitch = (idx[0] + shift[i][idx]) * float(sr) / n_fft
-        mag = mag_spec[i][idx] + dskew[i][idx]
+        pitch = (idx[0] + lo + shift[i][idx]) * float(sr) / n_fft
+        mag = sub[i][idx] + dskew[i][idx]
         pitch_mask = pitch > 0
         threshold = np.median(mag[pitch_mask]) if pitch_mask.any() else 0.0
         freqs = pitch[(mag >= threshold) & pitch_mask]
