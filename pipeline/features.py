@@ -186,17 +186,17 @@ class _Spectra:
 def _spectral(spectra: _Spectra, config: FeatureConfig) -> dict[str, np.ndarray]:
     """Centroid, bandwidth (p=2) and rolloff (0.85) from the magnitude spectrogram.
 
-    The moments come from two matrix products (sum f*S and sum f^2*S) instead of broadcasting
+    The moments come from two contractions (sum f*S and sum f^2*S) instead of broadcasting
     the normalised spectrogram against the frequencies: bandwidth^2 = E[f^2] - centroid^2,
     accumulated in float64, stays within 1e-6 (relative) of librosa's direct formula.
     """
     S = spectra.magnitude
     freq = librosa.fft_frequencies(sr=config.sr, n_fft=config.n_fft)
-    S64 = S.astype(np.float64)  # float64 moments: bandwidth^2 is a difference of large numbers
-    norm = S64.sum(axis=-2)
-    m1 = np.matmul(freq, S64)  # (n, frames)
-    m2 = np.matmul(freq * freq, S64)
-    del S64
+    # float64 moments (bandwidth^2 is a difference of large numbers); einsum upcasts element by
+    # element and is an order of magnitude faster here than matmul of a vector with a stack
+    norm = S.sum(axis=-2, dtype=np.float64)
+    m1 = np.einsum("f,bft->bt", freq, S)  # (n, frames)
+    m2 = np.einsum("f,bft->bt", freq * freq, S)
     silent = norm < np.finfo(np.float32).tiny  # librosa leaves such frames unnormalised: all zero
     safe = np.where(silent, 1.0, norm)
     centroid = np.where(silent, 0.0, m1 / safe)
