@@ -16,7 +16,7 @@ import numpy as np
 from threadpoolctl import threadpool_limits
 
 from .config import FeatureConfig
-from .errors import DecodeError, StorageError
+from .errors import DecodeError, StorageError, one_line
 from .features import compute_features, summarize
 from .io import decode_range
 from .schema import VARIABLES, bins_size, resampled_length, segment_starts
@@ -79,7 +79,7 @@ def compute_chunk(task: ChunkTask, config: FeatureConfig, storage_options: Mappi
             timings["decode"] += time.perf_counter() - t0
             continue
         except OSError as exc:
-            raise StorageError(f"reading {part.uri} failed: {' '.join(str(exc).split())}") from exc
+            raise StorageError(f"reading {part.uri} failed: {one_line(exc)}") from exc
         timings["decode"] += time.perf_counter() - t0
         y = decoded.y
         files_report[str(part.file_index)] = {"status": "ok", "error": "", "warning": decoded.warning}
@@ -145,6 +145,6 @@ def run_chunk(task: ChunkTask, store_url: str, config_dict: dict[str, Any], stor
         zarr_array(group, "chunk_report")[task.index] = json.dumps(report, sort_keys=True)
         zarr_array(group, "chunk_done")[task.index] = 1
     except (OSError, KeyError, ValueError) as exc:
-        raise StorageError(f"writing chunk {task.index} to {store_url} failed: {' '.join(str(exc).split())}") from exc
+        raise StorageError(f"writing chunk {task.index} to {store_url} failed: {one_line(exc)}") from exc
     report["timings"]["write"] = time.perf_counter() - t0
     return report

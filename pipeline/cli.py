@@ -14,7 +14,7 @@ import numpy as np
 
 from ._version import __version__
 from .config import ALL_FEATURES, DEFAULT_FEATURES, FeatureConfig
-from .errors import ConfigError, InputError, PipelineError, StorageError
+from .errors import ConfigError, InputError, PipelineError, StorageError, one_line
 
 __all__ = ["main"]
 
@@ -395,17 +395,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"{PROG}: interrupted; re-run the same command to resume", file=sys.stderr)
         return 130
     except StorageError as exc:
-        print(f"{PROG}: error: {_one_line(exc)}", file=sys.stderr)
+        print(f"{PROG}: error: {one_line(exc)}", file=sys.stderr)
         return 1
     except PipelineError as exc:
-        print(f"{PROG}: error: {_one_line(exc)}", file=sys.stderr)
+        print(f"{PROG}: error: {one_line(exc)}", file=sys.stderr)
         return EXIT_USAGE
     except Exception as exc:
         if os.environ.get("PIPELINE_DEBUG"):
             raise
-        print(f"{PROG}: error: {type(exc).__name__}: {_one_line(exc)} (PIPELINE_DEBUG=1 shows the traceback)", file=sys.stderr)
+        print(f"{PROG}: error: {type(exc).__name__}: {one_line(exc)} (PIPELINE_DEBUG=1 shows the traceback)", file=sys.stderr)
         return 1
-
-
-def _one_line(exc: BaseException) -> str:
-    return " ".join(str(exc).split()) or type(exc).__name__

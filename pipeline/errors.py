@@ -11,7 +11,16 @@ __all__ = [
     "SchedulerError",
     "SchemaError",
     "StorageError",
+    "one_line",
 ]
+
+
+def one_line(exc: BaseException | str) -> str:
+    """A message as one line of words: never empty, never a traceback."""
+    text = " ".join(str(exc).split())
+    if not text and isinstance(exc, BaseException):
+        text = type(exc).__name__
+    return text
 
 
 class PipelineError(Exception):

@@ -20,7 +20,7 @@ import numpy as np
 
 from .chunk import ChunkFile, ChunkTask, run_chunk
 from .config import FeatureConfig
-from .errors import ConfigMismatch, InputError, SchedulerError, SchemaError
+from .errors import ConfigMismatch, InputError, SchedulerError, SchemaError, one_line
 from .io import fingerprint, list_inputs, probe_file, sanitize_storage_options
 from .labels import DEFAULT_SPLIT_FRACTIONS, hash_split, label_from_parent, read_labels_csv
 from .schema import Layout, build_layout, make_template
@@ -142,7 +142,7 @@ def _cluster(client: Any | None, scheduler: str | None, workers: int | None, out
         try:
             own = Client(scheduler, timeout="5s", set_as_default=False)
         except (OSError, TimeoutError) as exc:
-            raise SchedulerError(f"Cannot reach the Dask scheduler at {scheduler}: {' '.join(str(exc).split())}") from exc
+            raise SchedulerError(f"Cannot reach the Dask scheduler at {scheduler}: {one_line(exc)}") from exc
         try:
             _print_dashboard(own, out)
             yield own

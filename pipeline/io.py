@@ -25,7 +25,7 @@ import soundfile as sf
 import soxr
 from fsspec.core import url_to_fs
 
-from .errors import DecodeError, InputError, StorageError
+from .errors import DecodeError, InputError, StorageError, one_line
 from .schema import resampled_length
 
 __all__ = [
@@ -34,7 +34,9 @@ __all__ = [
     "Decoded",
     "FileInfo",
     "decode_range",
+    "filesystem",
     "fingerprint",
+    "is_url",
     "join_uri",
     "list_inputs",
     "probe_file",
@@ -81,13 +83,15 @@ def _credential_paths(options: Mapping[str, Any], prefix: str = "") -> Iterator[
             yield from _credential_paths(value, prefix + str(key) + ".")
 
 
-def _is_url(path: str) -> bool:
+def is_url(path: str) -> bool:
+    """True for fsspec URLs other than ``file://`` (which is a local path)."""
     return "://" in path and not path.startswith("file://")
 
 
-def _fs(uri: str, storage_options: Mapping[str, Any] | None) -> tuple[fsspec.AbstractFileSystem, str]:
+def filesystem(uri: str, storage_options: Mapping[str, Any] | None = None) -> tuple[fsspec.AbstractFileSystem, str]:
+    """The fsspec filesystem and path of ``uri``; storage options apply to URLs only."""
     try:
-        fs, path = url_to_fs(uri, **(dict(storage_options or {}) if _is_url(uri) else {}))
+        fs, path = url_to_fs(uri, **(dict(storage_options or {}) if is_url(uri) else {}))
     except (ImportError, ValueError) as exc:
         raise InputError(f"Cannot open {uri}: {_one_line(exc)}") from exc
     return fs, path
@@ -95,7 +99,7 @@ def _fs(uri: str, storage_options: Mapping[str, Any] | None) -> tuple[fsspec.Abs
 
 def join_uri(fs: fsspec.AbstractFileSystem, original: str, path: str) -> str:
     """The URI of ``path`` (as listed by ``fs``) in the style of ``original``."""
-    if _is_url(original):
+    if is_url(original):
         protocol = original.split("://", 1)[0]
         return f"{protocol}://{path.lstrip('/')}"
     return path
@@ -117,9 +121,9 @@ def list_inputs(inputs: Sequence[str | os.PathLike[str]], storage_options: Mappi
     found: dict[str, None] = {}
     for raw in inputs:
         item = os.fspath(raw)
-        if not _is_url(item):
+        if not is_url(item):
             item = os.path.abspath(os.path.expanduser(item.removeprefix("file://")))
-        fs, path = _fs(item, storage_options)
+        fs, path = filesystem(item, storage_options)
         try:
             if _has_magic(path):
                 matches = sorted(fs.glob(path))
@@ -182,11 +186,7 @@ class FileInfo:
 
 
 def _one_line(exc: BaseException | str) -> str:
-    """A message as one line of words: never empty, never a traceback."""
-    text = " ".join(str(exc).split())
-    if not text and isinstance(exc, BaseException):
-        text = type(exc).__name__
-    return text[:500]
+    return one_line(exc)[:500]
 
 
 def _fingerprint(info: Mapping[str, Any]) -> tuple[int, str]:
@@ -200,7 +200,7 @@ def _fingerprint(info: Mapping[str, Any]) -> tuple[int, str]:
 def fingerprint(uri: str, storage_options: Mapping[str, Any] | None = None) -> str:
     """The current size + mtime/ETag fingerprint of ``uri`` ("" when it is gone)."""
     try:
-        fs, path = _fs(uri, storage_options)
+        fs, path = filesystem(uri, storage_options)
         return _fingerprint(fs.info(path))[1]
     except (OSError, ValueError):
         return ""
@@ -208,10 +208,10 @@ def fingerprint(uri: str, storage_options: Mapping[str, Any] | None = None) -> s
 
 @contextlib.contextmanager
 def _open(uri: str, storage_options: Mapping[str, Any] | None) -> Iterator[str | IO[bytes]]:
-    if not _is_url(uri):
+    if not is_url(uri):
         yield uri
         return
-    fs, path = _fs(uri, storage_options)
+    fs, path = filesystem(uri, storage_options)
     with fs.open(path, "rb") as handle:
         yield handle
 
@@ -222,7 +222,7 @@ def probe_file(uri: str, storage_options: Mapping[str, Any] | None = None) -> Fi
     A problem is reported in :attr:`FileInfo.error` as one line in words.
     """
     try:
-        fs, path = _fs(uri, storage_options)
+        fs, path = filesystem(uri, storage_options)
         meta = fs.info(path)
     except FileNotFoundError:
         return FileInfo(uri=uri, error="file not found")
@@ -440,7 +440,7 @@ def _ffmpeg_binary(name: str) -> str:
 
 def _read_bytes(uri: str, storage_options: Mapping[str, Any] | None) -> bytes:
     try:
-        fs, path = _fs(uri, storage_options)
+        fs, path = filesystem(uri, storage_options)
         data: bytes = fs.cat_file(path)
     except Exception as exc:
         raise StorageError(f"cannot read {uri}: {_one_line(exc)}") from exc
@@ -484,7 +484,7 @@ def _ffmpeg_blocks(uri: str, storage_options: Mapping[str, Any] | None, start: i
 def read_text(uri: str, storage_options: Mapping[str, Any] | None = None) -> str:
     """Whole text file (labels CSV) from any fsspec URL or local path."""
     try:
-        fs, path = _fs(uri if _is_url(uri) else os.path.abspath(uri), storage_options)
+        fs, path = filesystem(uri if is_url(uri) else os.path.abspath(uri), storage_options)
         data: bytes = fs.cat_file(path)
         return data.decode("utf-8-sig")
     except FileNotFoundError as exc:

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from .config import FeatureConfig
-from .errors import ConfigError, DecodeError, InputError, SchemaError, StorageError
+from .errors import ConfigError, DecodeError, InputError, SchemaError, StorageError, one_line
 from .features import compute_features, stft
 from .io import decode_range, fingerprint, probe_file, resampled_length
 from .store import as_text, open_store, store_config
@@ -582,6 +582,6 @@ def plot(
         try:
             fig.savefig(path, format=os.path.splitext(path)[1].lower()[1:], dpi=_DPI)
         except OSError as exc:
-            raise StorageError(f"Cannot write {path}: {' '.join(str(exc).split()) or type(exc).__name__}") from exc
+            raise StorageError(f"Cannot write {path}: {one_line(exc)}") from exc
         written.append(path)
     return written

@@ -22,7 +22,7 @@ import xarray as xr
 from dask.base import compute as dask_compute
 
 from .chunk import ChunkFile, ChunkTask, compute_chunk
-from .errors import InputError, SchemaError, StorageError
+from .errors import InputError, SchemaError, StorageError, one_line
 from .features import SUMMARY_STATS
 from .io import probe_file, resampled_length
 from .schema import SPLITS, VARIABLES, segment_starts
@@ -357,7 +357,7 @@ def write_table(df: pd.DataFrame, out: str) -> None:
         else:
             df.to_csv(target)
     except OSError as exc:
-        raise StorageError(f"Cannot write {target}: {' '.join(str(exc).split()) or type(exc).__name__}") from exc
+        raise StorageError(f"Cannot write {target}: {one_line(exc)}") from exc
 
 
 def standardize_stats(

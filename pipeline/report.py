@@ -24,7 +24,7 @@ import numpy as np
 import xarray as xr
 from dask.base import compute as dask_compute
 
-from .errors import InputError, SchemaError, StorageError
+from .errors import InputError, SchemaError, StorageError, one_line
 from .plot import _mpl_text
 from .query import feature_names, summary_matrix
 from .store import as_text, completeness, open_raw, open_store, store_config, visible_segments
@@ -386,5 +386,5 @@ def write_report(store: str, out: str, *, storage_options: Mapping[str, Any] | N
         with open(target, "w", encoding="utf-8") as handle:
             handle.write(page)
     except OSError as exc:
-        raise StorageError(f"Cannot write {target}: {' '.join(str(exc).split()) or type(exc).__name__}") from exc
+        raise StorageError(f"Cannot write {target}: {one_line(exc)}") from exc
     return out

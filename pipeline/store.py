@@ -12,10 +12,10 @@ from typing import Any, Literal
 import numpy as np
 import xarray as xr
 import zarr
-from fsspec.core import url_to_fs
 
 from .config import FeatureConfig
-from .errors import SchemaError, StorageError
+from .errors import SchemaError, StorageError, one_line
+from .io import filesystem, is_url
 
 __all__ = [
     "Completeness",
@@ -44,12 +44,8 @@ def quiet_zarr() -> Iterator[None]:
         yield
 
 
-def _is_url(path: str) -> bool:
-    return "://" in path and not path.startswith("file://")
-
-
 def _zarr_store(url: str, storage_options: Mapping[str, Any] | None, *, read_only: bool) -> Any:
-    if _is_url(url):
+    if is_url(url):
         from zarr.storage import FsspecStore
 
         return FsspecStore.from_url(url, storage_options=dict(storage_options or {}), read_only=read_only)
@@ -57,15 +53,15 @@ def _zarr_store(url: str, storage_options: Mapping[str, Any] | None, *, read_onl
 
 
 def store_exists(url: str, storage_options: Mapping[str, Any] | None = None) -> bool:
-    fs, path = url_to_fs(url, **(dict(storage_options or {}) if _is_url(url) else {}))
+    fs, path = filesystem(url, storage_options)
     try:
         return bool(fs.exists(f"{path.rstrip('/')}/zarr.json"))
     except Exception as exc:
-        raise StorageError(f"Cannot reach {url}: {' '.join(str(exc).split()) or type(exc).__name__}") from exc
+        raise StorageError(f"Cannot reach {url}: {one_line(exc)}") from exc
 
 
 def remove_store(url: str, storage_options: Mapping[str, Any] | None = None) -> None:
-    fs, path = url_to_fs(url, **(dict(storage_options or {}) if _is_url(url) else {}))
+    fs, path = filesystem(url, storage_options)
     if fs.exists(path):
         fs.rm(path, recursive=True)
 
