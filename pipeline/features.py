@@ -4,17 +4,21 @@ Every kernel takes a batch of equal-length segments ``y`` with ``shape=(n_segmen
 and returns arrays laid out as the store holds them: ``(n_segments, n_frames[, n_bins])``.
 Each frame-level result equals the corresponding librosa 0.11 call on one segment
 (see ``docs/store.md``); the STFT is computed once and every spectral feature derives from it.
+
+Spectra are held ``(n, frames, freq)`` throughout, so that the filterbanks are one matrix
+product over all frames of the batch and the per-frame reductions run along contiguous memory.
+``docs/performance.md`` has the profile these kernels were shaped by.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from functools import lru_cache
 
 import librosa
 import numpy as np
 import scipy.fft
 from librosa.core.pitch import _parabolic_interpolation
+from numpy.lib.stride_tricks import sliding_window_view
 
 from .config import FeatureConfig
 
@@ -31,6 +35,9 @@ __all__ = [
 
 SUMMARY_STATS: tuple[str, ...] = ("mean", "std")
 _AMIN_POWER = 1e-10
+_TINY32 = np.finfo(np.float32).tiny
+#: frames transformed together: their float64 copies stay within the CPU's cache
+_FFT_BLOCK_BYTES = 1 << 20
 
 
 def _check_batch(y: np.ndarray) -> np.ndarray:
@@ -41,20 +48,38 @@ def _check_batch(y: np.ndarray) -> np.ndarray:
     return y
 
 
+@lru_cache(maxsize=16)
+def _window(n_fft: int) -> np.ndarray:
+    window: np.ndarray = librosa.filters.get_window("hann", n_fft, fftbins=True)
+    window.setflags(write=False)
+    return window
+
+
 def stft(*, y: np.ndarray, n_fft: int = 2048, hop_length: int = 512) -> np.ndarray:
-    """Complex STFT of each segment, ``librosa.stft`` with ``center=True, pad_mode='constant'``.
+    """Complex STFT of each segment, ``librosa.stft(center=True, pad_mode='constant')`` transposed.
+
+    Bit for bit librosa's numbers: like librosa, the windowed frames are transformed in float64
+    and rounded to complex64 (the chroma tuning estimate is sensitive to the last bits).
 
     Parameters
     ----------
     y : np.ndarray [shape=(n, samples)]
     Returns
     -------
-    np.ndarray [shape=(n, 1 + n_fft // 2, frames)], complex64
+    np.ndarray [shape=(n, frames, 1 + n_fft // 2)], complex64
     """
     y = _check_batch(y)
-    out: np.ndarray = librosa.stft(
-        y, n_fft=n_fft, hop_length=hop_length, window="hann", center=True, pad_mode="constant"
-    )
+    pad = n_fft // 2
+    padded = np.pad(y, ((0, 0), (pad, pad)), mode="constant")
+    n_frames = 1 + (padded.shape[-1] - n_fft) // hop_length
+    frames = sliding_window_view(padded, n_fft, axis=-1)[:, ::hop_length][:, :n_frames]
+    window = _window(n_fft)
+    out = np.empty((y.shape[0], n_frames, 1 + n_fft // 2), dtype=np.complex64)
+    block = max(1, _FFT_BLOCK_BYTES // (8 * n_fft))
+    for i in range(y.shape[0]):
+        for start in range(0, n_frames, block):
+            stop = min(start + block, n_frames)
+            out[i, start:stop] = scipy.fft.rfft(frames[i, start:stop] * window, axis=-1)
     return out
 
 
@@ -63,82 +88,131 @@ def power_to_db(*, S: np.ndarray, top_db: float | None = None) -> np.ndarray:
 
     ``top_db`` clips relative to each segment's own maximum (axis 0 is the batch).
     """
-    log_spec: np.ndarray = 10.0 * np.log10(np.maximum(_AMIN_POWER, S))
+    log_spec: np.ndarray = np.log10(np.maximum(S, np.float32(_AMIN_POWER)))
+    log_spec *= 10.0
     if top_db is not None:
         peak = log_spec.max(axis=tuple(range(1, S.ndim)), keepdims=True)
-        clipped: np.ndarray = np.maximum(log_spec, peak - top_db)
-        return clipped
+        np.maximum(log_spec, peak - top_db, out=log_spec)
     return log_spec
 
 
 def estimate_tuning(*, S: np.ndarray, sr: int, bins_per_octave: int = 12) -> np.ndarray:
-    """``librosa.estimate_tuning(S=S[i], sr=sr)`` for each segment ``i`` of a power spectrogram.
+    """``librosa.estimate_tuning(S=S[i].T, sr=sr)`` for each segment ``i`` of a power spectrogram.
+
+    The same float32 arithmetic as ``librosa.piptrack`` and ``librosa.pitch_tuning``, evaluated
+    only where it matters: the band 150-4000 Hz, and the interpolation only at the peaks.
 
     Parameters
     ----------
-    S : np.ndarray [shape=(n, freq, frames)] power spectrogram
+    S : np.ndarray [shape=(n, frames, freq)] power spectrogram, float32
     Returns
     -------
     np.ndarray [shape=(n,)] tuning in fractions of a bin
     """
-    n_fft = 2 * (S.shape[-2] - 1)
-    mag_spec = np.abs(S)
+    S = np.asarray(S, dtype=np.float32)
+    n_fft = 2 * (S.shape[-1] - 1)
     fmin, fmax = 150.0, min(4000.0, float(sr) / 2)
     fft_freqs = librosa.fft_frequencies(sr=sr, n_fft=n_fft)
     band = np.flatnonzero((fmin <= fft_freqs) & (fft_freqs < fmax))
     tunings = np.zeros(S.shape[0], dtype=np.float64)
     if band.size == 0:
         return tunings
-    # piptrack only keeps peaks inside [fmin, fmax): work on that band plus one bin either side,
-    # which is all the central differences, the parabolic interpolation and the local-maximum
-    # test of the band's bins look at (the same numbers as on the full spectrum)
-    lo, hi = int(band[0]) - 1, int(band[-1]) + 2
-    sub = mag_spec[:, lo:hi, :]
-    avg = np.gradient(sub, axis=-2)
-    shift = _parabolic_interpolation(sub, axis=-2)
+    # piptrack keeps local maxima of S * (S > 0.1 * max over freq) inside [fmin, fmax): the
+    # band's bins and one either side are all the local-maximum test looks at
+    lo, hi = max(int(band[0]) - 1, 0), min(int(band[-1]) + 2, S.shape[-1])
+    ref_value = np.float32(0.1) * S.max(axis=-1, keepdims=True)
+    sub = S[..., lo:hi]
+    kept = sub * (sub > ref_value)
+    center = kept[..., 1:-1]
+    peaks = (center > kept[..., :-2]) & (center >= kept[..., 2:])
+    # the first and last bins of the spectrum are never peaks: librosa's stencil leaves them out
+    first_bin = lo + 1
+    if first_bin < int(band[0]):
+        peaks[..., : int(band[0]) - first_bin] = False
+    last_bin = hi - 2
+    if last_bin > int(band[-1]):
+        peaks[..., int(band[-1]) - last_bin :] = False
+    seg, frame, k = np.nonzero(peaks)
+    if seg.size == 0:
+        return tunings
+    bins = k + first_bin
+    left, mid, right = S[seg, frame, bins - 1], S[seg, frame, bins], S[seg, frame, bins + 1]
+    # librosa's own (numba) stencil for the parabolic shift; np.gradient's central difference
+    shift = _parabolic_interpolation(np.stack([left, mid, right], axis=-1), axis=-1)[:, 1]
+    avg = (right - left) / 2.0
     dskew = 0.5 * avg * shift
-    ref_value = 0.1 * np.max(mag_spec, axis=-2, keepdims=True)
-    local = librosa.util.localmax(sub * (sub > ref_value), axis=-2)
-    peaks = np.zeros_like(local)
-    peaks[:, 1:-1, :] = local[:, 1:-1, :]
-    bins = np.linspace(-0.5, 0.5, 101)
+    mag = mid + dskew
+    pitch = ((bins + shift) * float(sr) / n_fft).astype(np.float32)
+    edges = np.linspace(-0.5, 0.5, 101)
+    bounds = np.searchsorted(seg, np.arange(S.shape[0] + 1))
     for i in range(S.shape[0]):
-        idx = np.nonzero(peaks[i])
-        if idx[0].size == 0:
+        p, m = pitch[bounds[i] : bounds[i + 1]], mag[bounds[i] : bounds[i + 1]]
+        positive = p > 0
+        if not positive.any():
             continue
-        pitch = (idx[0] + lo + shift[i][idx]) * float(sr) / n_fft
-        mag = sub[i][idx] + dskew[i][idx]
-        pitch_mask = pitch > 0
-        threshold = np.median(mag[pitch_mask]) if pitch_mask.any() else 0.0
-        freqs = pitch[(mag >= threshold) & pitch_mask]
-        freqs = freqs[freqs > 0]
+        threshold = np.median(m[positive])
+        freqs = p[(m >= threshold) & positive]
         if freqs.size == 0:
             continue
-        residual = np.mod(bins_per_octave * librosa.hz_to_octs(freqs), 1.0)
+        residual = np.mod(bins_per_octave * np.log2(freqs / (440.0 / 16)), 1.0)
         residual[residual >= 0.5] -= 1.0
-        counts, edges = np.histogram(residual, bins)
+        counts, _ = np.histogram(residual, edges)
         tunings[i] = edges[np.argmax(counts)]
     return tunings
 
 
 @lru_cache(maxsize=16)
-def _mel_basis(sr: int, n_fft: int, n_mels: int, fmin: float, fmax: float) -> np.ndarray:
-    basis: np.ndarray = librosa.filters.mel(sr=sr, n_fft=n_fft, n_mels=n_mels, fmin=fmin, fmax=fmax)
-    return basis
+def _mel_basis_t(sr: int, n_fft: int, n_mels: int, fmin: float, fmax: float) -> np.ndarray:
+    """The mel filterbank, ``(freq, n_mels)``, ready to multiply ``(frames, freq)`` spectra."""
+    basis = librosa.filters.mel(sr=sr, n_fft=n_fft, n_mels=n_mels, fmin=fmin, fmax=fmax)
+    out = np.ascontiguousarray(basis.T)
+    out.setflags(write=False)
+    return out
 
 
 @lru_cache(maxsize=256)
-def _chroma_basis(sr: int, n_fft: int, tuning: float, n_chroma: int) -> np.ndarray:
-    basis: np.ndarray = librosa.filters.chroma(sr=sr, n_fft=n_fft, tuning=tuning, n_chroma=n_chroma)
-    return basis
+def _chroma_basis_t(sr: int, n_fft: int, tuning: float, n_chroma: int) -> np.ndarray:
+    basis = librosa.filters.chroma(sr=sr, n_fft=n_fft, tuning=tuning, n_chroma=n_chroma)
+    out = np.ascontiguousarray(basis.T)
+    out.setflags(write=False)
+    return out
+
+
+@lru_cache(maxsize=16)
+def _dct_t(n_mels: int, n_mfcc: int) -> np.ndarray:
+    """The first ``n_mfcc`` rows of the orthonormal DCT-II, ``(n_mels, n_mfcc)``, float32."""
+    out = np.ascontiguousarray(scipy.fft.dct(np.eye(n_mels), type=2, norm="ortho", axis=0)[:n_mfcc].T, dtype=np.float32)
+    out.setflags(write=False)
+    return out
+
+
+@lru_cache(maxsize=16)
+def _bin_moments(n_freq: int) -> np.ndarray:
+    """Columns 1, k, k^2 over the bins ``k`` (float64: the moments are exact sums of products)."""
+    k = np.arange(n_freq, dtype=np.float64)
+    out = np.stack([np.ones_like(k), k, k * k], axis=1)
+    out.setflags(write=False)
+    return out
 
 
 def _frame_sums(values: np.ndarray, *, frame_length: int, hop_length: int, n_frames: int) -> np.ndarray:
-    """Sum of ``values[..., t*hop : t*hop + frame_length]`` for each frame ``t`` (float64)."""
+    """Sum of ``values[..., t*hop : t*hop + frame_length]`` for each frame ``t``, in float64.
+
+    With frames a whole number of hops long, sums per hop-sized block and adds up the blocks
+    of each frame; otherwise a float64 running sum.
+    """
+    span = (n_frames - 1) * hop_length + frame_length
+    if frame_length % hop_length == 0 and span <= values.shape[-1]:
+        per = frame_length // hop_length
+        n_blocks = n_frames - 1 + per
+        blocks = values[..., : n_blocks * hop_length].reshape(*values.shape[:-1], n_blocks, hop_length)
+        block_sums = blocks.sum(axis=-1, dtype=np.float64)
+        result: np.ndarray = sliding_window_view(block_sums, per, axis=-1).sum(axis=-1)
+        return result
     csum = np.zeros((*values.shape[:-1], values.shape[-1] + 1), dtype=np.float64)
     np.cumsum(values, axis=-1, dtype=np.float64, out=csum[..., 1:])
     starts = np.arange(n_frames) * hop_length
-    result: np.ndarray = csum[..., starts + frame_length] - csum[..., starts]
+    result = csum[..., starts + frame_length] - csum[..., starts]
     return result
 
 
@@ -169,48 +243,59 @@ def zero_crossing_rate(*, y: np.ndarray, frame_length: int = 2048, hop_length: i
     y = _check_batch(y)
     pad = frame_length // 2
     padded = np.pad(y, ((0, 0), (pad, pad)), mode="edge")
-    signs = np.signbit(np.where(np.abs(padded) <= 1e-10, np.float32(0.0), padded))
-    # crossing[k] marks a sign change between samples k and k+1
-    crossing = (signs[:, 1:] != signs[:, :-1]).astype(np.int64)
+    # |y| <= 1e-10 counts as zero, and zero as positive (librosa's threshold and zero_pos)
+    signs = np.signbit(padded) & (padded < np.float32(-1e-10))
+    # crossing[k] marks a sign change between samples k and k+1; a frame holds frame_length - 1
+    # of them. The trailing zero keeps every frame's one-past-the-end index in range.
+    crossing = np.zeros((y.shape[0], padded.shape[-1]), dtype=np.int8)
+    np.not_equal(signs[:, 1:], signs[:, :-1], out=crossing[:, :-1].view(np.bool_))
     n_frames = 1 + (padded.shape[-1] - frame_length) // hop_length
-    counts = _frame_sums(crossing, frame_length=frame_length - 1, hop_length=hop_length, n_frames=n_frames)
+    counts = _frame_sums(crossing, frame_length=frame_length, hop_length=hop_length, n_frames=n_frames)
+    counts -= crossing[:, np.arange(n_frames) * hop_length + frame_length - 1]
     return (counts / frame_length).astype(np.float32)
 
 
-@dataclass(frozen=True)
-class _Spectra:
-    magnitude: np.ndarray  # (n, freq, frames) float32
-    power: np.ndarray  # (n, freq, frames) float32
+def _spectral(magnitude: np.ndarray, config: FeatureConfig) -> dict[str, np.ndarray]:
+    """Centroid, bandwidth (p=2) and rolloff (0.85) from the magnitude spectrogram ``(n, frames, freq)``.
 
-
-def _spectral(spectra: _Spectra, config: FeatureConfig) -> dict[str, np.ndarray]:
-    """Centroid, bandwidth (p=2) and rolloff (0.85) from the magnitude spectrogram.
-
-    The moments come from two contractions (sum f*S and sum f^2*S) instead of broadcasting
-    the normalised spectrogram against the frequencies: bandwidth^2 = E[f^2] - centroid^2,
-    accumulated in float64, stays within 1e-6 (relative) of librosa's direct formula.
+    The moments are one float64 product of the spectra with the columns 1, k, k^2 (k the bin):
+    each product of a float32 value with a bin index is exact in float64, so bandwidth^2 =
+    E[f^2] - centroid^2 loses nothing to cancellation that matters (1e-9 relative of librosa's
+    direct formula). The rolloff keeps librosa's float32 running sum: at its 85% threshold the
+    last bit decides the bin.
     """
-    S = spectra.magnitude
-    freq = librosa.fft_frequencies(sr=config.sr, n_fft=config.n_fft)
-    # float64 moments (bandwidth^2 is a difference of large numbers); einsum upcasts element by
-    # element and is an order of magnitude faster here than matmul of a vector with a stack
-    norm = S.sum(axis=-2, dtype=np.float64)
-    m1 = np.einsum("f,bft->bt", freq, S)  # (n, frames)
-    m2 = np.einsum("f,bft->bt", freq * freq, S)
-    silent = norm < np.finfo(np.float32).tiny  # librosa leaves such frames unnormalised: all zero
+    n, t, n_freq = magnitude.shape
+    bin_hz = config.sr / config.n_fft
+    flat = magnitude.reshape(n * t, n_freq)
+    moments = flat.astype(np.float64) @ _bin_moments(n_freq)
+    norm, m1, m2 = moments[:, 0], moments[:, 1], moments[:, 2]
+    silent = norm < _TINY32  # librosa leaves such frames unnormalised: all zero
     safe = np.where(silent, 1.0, norm)
-    centroid = np.where(silent, 0.0, m1 / safe)
-    bandwidth = np.sqrt(np.maximum(np.where(silent, 0.0, m2 / safe - centroid**2), 0.0))
-    total = np.cumsum(S, axis=-2)
-    threshold = 0.85 * total[:, -1:, :]
-    # the first bin whose cumulative energy reaches the threshold
-    first = np.argmax(total >= threshold, axis=-2)
-    rolloff = freq[first]
+    centroid_bins = np.where(silent, 0.0, m1 / safe)
+    variance = np.where(silent, 0.0, m2 / safe - centroid_bins**2)
+    bandwidth_bins = np.sqrt(np.maximum(variance, 0.0))
+    total = np.cumsum(flat, axis=-1)
+    threshold = np.float32(0.85) * total[:, -1:]
+    # the first bin whose cumulative energy reaches the threshold: the number of bins below it
+    first = np.count_nonzero(total < threshold, axis=-1)
+    freq = librosa.fft_frequencies(sr=config.sr, n_fft=config.n_fft)
+    rolloff = freq[np.minimum(first, n_freq - 1)]
     return {
-        "spectral_centroid": centroid.astype(np.float32),
-        "spectral_bandwidth": bandwidth.astype(np.float32),
-        "spectral_rolloff": rolloff.astype(np.float32),
+        "spectral_centroid": (centroid_bins * bin_hz).astype(np.float32).reshape(n, t),
+        "spectral_bandwidth": (bandwidth_bins * bin_hz).astype(np.float32).reshape(n, t),
+        "spectral_rolloff": rolloff.astype(np.float32).reshape(n, t),
     }
+
+
+def _chroma(power: np.ndarray, config: FeatureConfig) -> np.ndarray:
+    """``chroma_stft`` from the power spectra ``(n, frames, freq)``: each segment's own tuning."""
+    tunings = estimate_tuning(S=power, sr=config.sr, bins_per_octave=config.n_chroma)
+    chroma = np.empty((*power.shape[:-1], config.n_chroma), dtype=np.float32)
+    for i, tuning in enumerate(tunings):
+        np.matmul(power[i], _chroma_basis_t(config.sr, config.n_fft, float(tuning), config.n_chroma), out=chroma[i])
+    peak = chroma.max(axis=-1, keepdims=True)  # the filters and the power are >= 0
+    chroma /= np.where(peak < _TINY32, np.float32(1.0), peak)
+    return chroma
 
 
 def compute_features(y: np.ndarray, config: FeatureConfig) -> dict[str, np.ndarray]:
@@ -232,48 +317,32 @@ def compute_features(y: np.ndarray, config: FeatureConfig) -> dict[str, np.ndarr
         )
     feats = set(config.features)
     out: dict[str, np.ndarray] = {}
-    spectral_needed = feats & {"spectrogram", "mel", "mfcc", "chroma", "spectral"}
-    if spectral_needed:
-        D = stft(y=y, n_fft=config.n_fft, hop_length=config.hop_length)
-        magnitude = np.abs(D)
-        del D
-        spectra = _Spectra(magnitude=magnitude, power=magnitude**2)
+    if feats & {"spectrogram", "mel", "mfcc", "chroma", "spectral"}:
+        magnitude = np.abs(stft(y=y, n_fft=config.n_fft, hop_length=config.hop_length))
+        power = np.square(magnitude)
+        n, t, n_freq = power.shape
         if "spectrogram" in feats:
-            out["spectrogram"] = _to_store(power_to_db(S=spectra.power))
+            out["spectrogram"] = power_to_db(S=power)
         if feats & {"mel", "mfcc"}:
-            basis = _mel_basis(config.sr, config.n_fft, config.n_mels, config.fmin, float(config.fmax or config.sr / 2))
-            mel_power = np.matmul(basis, spectra.power)
-            mel_db = power_to_db(S=mel_power)
+            basis = _mel_basis_t(config.sr, config.n_fft, config.n_mels, config.fmin, float(config.fmax or config.sr / 2))
+            mel_power = (power.reshape(n * t, n_freq) @ basis).reshape(n, t, config.n_mels)
             if "mel" in feats:
-                out["mel"] = _to_store(mel_db)
+                out["mel"] = power_to_db(S=mel_power)
             if "mfcc" in feats:
                 clipped = power_to_db(S=mel_power, top_db=80.0)
-                mfcc = scipy.fft.dct(clipped, axis=-2, type=2, norm="ortho")[:, : config.n_mfcc, :]
-                out["mfcc"] = _to_store(mfcc)
+                dct = _dct_t(config.n_mels, config.n_mfcc)
+                out["mfcc"] = (clipped.reshape(n * t, config.n_mels) @ dct).reshape(n, t, config.n_mfcc)
         if "chroma" in feats:
-            tunings = estimate_tuning(S=spectra.power, sr=config.sr, bins_per_octave=config.n_chroma)
-            chroma = np.empty((y.shape[0], config.n_chroma, spectra.power.shape[-1]), dtype=np.float32)
-            for tuning in np.unique(tunings):
-                rows = np.flatnonzero(tunings == tuning)
-                basis = _chroma_basis(config.sr, config.n_fft, float(tuning), config.n_chroma)
-                chroma[rows] = np.matmul(basis, spectra.power[rows])
-            peak = np.max(np.abs(chroma), axis=-2, keepdims=True)
-            chroma /= np.where(peak < np.finfo(np.float32).tiny, np.float32(1.0), peak)
-            out["chroma"] = _to_store(chroma)
+            out["chroma"] = _chroma(power, config)
         if "spectral" in feats:
-            out.update(_spectral(spectra, config))
+            out.update(_spectral(magnitude, config))
     if "zcr" in feats:
         out["zero_crossing_rate"] = zero_crossing_rate(
             y=y, frame_length=config.n_fft, hop_length=config.hop_length
         )
     if "rms" in feats:
         out["rms"] = rms(y=y, frame_length=config.n_fft, hop_length=config.hop_length)
-    return {name: out[name] for name in config.frame_variables}
-
-
-def _to_store(values: np.ndarray) -> np.ndarray:
-    """``(n, bins, frames)`` -> ``(n, frames, bins)`` float32, C-contiguous."""
-    return np.ascontiguousarray(np.swapaxes(values, 1, 2), dtype=np.float32)
+    return {name: np.ascontiguousarray(out[name], dtype=np.float32) for name in config.frame_variables}
 
 
 def summarize(values: np.ndarray, valid_frames: np.ndarray) -> dict[str, np.ndarray]:

@@ -342,7 +342,7 @@ def _magnitude(clip: _Clip) -> np.ndarray:
     y = clip.samples()
     cfg = clip.config
     padded = y if y.size >= cfg.n_fft else np.pad(y, (0, cfg.n_fft - y.size))
-    mag = np.abs(stft(y=padded[None, :], n_fft=cfg.n_fft, hop_length=cfg.hop_length)[0])
+    mag = np.abs(stft(y=padded[None, :], n_fft=cfg.n_fft, hop_length=cfg.hop_length)[0]).T
     return np.asarray(mag[:, : clip.n_frames], dtype=np.float32)
 
 
