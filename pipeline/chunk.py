@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -17,8 +17,10 @@ from threadpoolctl import threadpool_limits
 
 from .config import FeatureConfig
 from .errors import DecodeError, StorageError, one_line
-from .features import compute_features, summarize
+from .features import SUMMARY_STATS, compute_features, summarize
+from .heap import task_heap
 from .io import decode_range
+from .regions import write_region
 from .schema import VARIABLES, bins_size, resampled_length, segment_starts
 from .store import open_group, zarr_array
 
@@ -54,14 +56,13 @@ class ChunkTask:
 def compute_chunk(task: ChunkTask, config: FeatureConfig, storage_options: Mapping[str, Any] | None = None) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
     """Arrays for the chunk's region and its report; pure apart from reading audio."""
     n = task.stop - task.start
-    n_frames = config.n_frames
     length = config.segment_samples
     valid = np.zeros(n, dtype=bool)
     valid_frames = np.zeros(n, dtype=np.int32)
-    rows: list[int] = []
-    audio: list[np.ndarray] = []
+    # the chunk's segments, zero-padded, at their row: a batch of neighbouring rows is a view
+    audio = np.zeros((n, length), dtype=np.float32)
     files_report: dict[str, dict[str, str]] = {}
-    timings = {"decode": 0.0, "compute": 0.0, "write": 0.0}
+    timings = {"decode": 0.0, "resample": 0.0, "compute": 0.0, "write": 0.0}
     audio_seconds = 0.0
     for part in task.files:
         t0 = time.perf_counter()
@@ -80,7 +81,8 @@ def compute_chunk(task: ChunkTask, config: FeatureConfig, storage_options: Mappi
             continue
         except OSError as exc:
             raise StorageError(f"reading {part.uri} failed: {one_line(exc)}") from exc
-        timings["decode"] += time.perf_counter() - t0
+        timings["decode"] += time.perf_counter() - t0 - decoded.resample_seconds
+        timings["resample"] += decoded.resample_seconds
         y = decoded.y
         files_report[str(part.file_index)] = {"status": "ok", "error": "", "warning": decoded.warning}
         for k, start in enumerate(starts):
@@ -89,24 +91,17 @@ def compute_chunk(task: ChunkTask, config: FeatureConfig, storage_options: Mappi
             is_first = part.seg_lo + k == 0
             if real == 0 or (2 * real < length and not is_first):
                 continue  # audio ended early (truncated file): the segment stays invalid
-            seg = np.zeros(length, dtype=np.float32)
-            seg[:real] = y[offset : offset + real]
             row = part.first_segment + part.seg_lo + k - task.start
-            rows.append(row)
-            audio.append(seg)
+            audio[row, :real] = y[offset : offset + real]
             valid[row] = True
             valid_frames[row] = config.valid_frames(real)
             audio_seconds += real / config.sr
 
-    arrays: dict[str, np.ndarray] = {}
     t0 = time.perf_counter()
-    for name in config.frame_variables:
-        arrays[name] = np.full((n, n_frames, *_bins(name, config)), np.nan, dtype=np.float32)
-        for stat in ("mean", "std"):
-            arrays[f"{name}_{stat}"] = np.full((n, *_bins(name, config)), np.nan, dtype=np.float32)
+    arrays = _allocate(n, valid, config)
     # one BLAS thread: a chunk's numbers do not depend on where (or how threaded) it ran
     with threadpool_limits(limits=1, user_api="blas"):
-        _featurise(rows, audio, valid_frames, config, arrays)
+        _featurise(np.flatnonzero(valid), audio, valid_frames, config, arrays)
     timings["compute"] = time.perf_counter() - t0
     arrays["segment_valid"] = valid
     arrays["segment_valid_frames"] = valid_frames
@@ -115,17 +110,41 @@ def compute_chunk(task: ChunkTask, config: FeatureConfig, storage_options: Mappi
     return arrays, report
 
 
-def _featurise(rows: list[int], audio: list[np.ndarray], valid_frames: np.ndarray, config: FeatureConfig, arrays: dict[str, np.ndarray]) -> None:
-    """Features and summaries of the collected segments, in bounded batches, into ``arrays``."""
-    for b in range(0, len(rows), BATCH_SEGMENTS):
-        batch_rows = np.asarray(rows[b : b + BATCH_SEGMENTS])
-        batch = np.stack(audio[b : b + BATCH_SEGMENTS])
-        feats = compute_features(batch, config)
+def _allocate(n: int, valid: np.ndarray, config: FeatureConfig) -> dict[str, np.ndarray]:
+    """The region's arrays; rows of invalid segments hold NaN."""
+    arrays: dict[str, np.ndarray] = {}
+    invalid = ~valid
+    for name in config.frame_variables:
+        bins = _bins(name, config)
+        arrays[name] = np.empty((n, config.n_frames, *bins), dtype=np.float32)
+        for stat in SUMMARY_STATS:
+            arrays[f"{name}_{stat}"] = np.empty((n, *bins), dtype=np.float32)
+    if invalid.any():
+        for values in arrays.values():
+            values[invalid] = np.nan
+    return arrays
+
+
+def _runs(rows: np.ndarray, size: int) -> Iterator[slice | np.ndarray]:
+    """Batches of at most ``size`` rows: a slice where the rows are consecutive, else the rows."""
+    for b in range(0, rows.size, size):
+        batch = rows[b : b + size]
+        if batch[-1] - batch[0] == batch.size - 1:
+            yield slice(int(batch[0]), int(batch[-1]) + 1)
+        else:
+            yield batch
+
+
+def _featurise(rows: np.ndarray, audio: np.ndarray, valid_frames: np.ndarray, config: FeatureConfig, arrays: dict[str, np.ndarray]) -> None:
+    """Features and summaries of the valid rows, in bounded batches, into ``arrays``."""
+    for batch in _runs(rows, BATCH_SEGMENTS):
+        feats = compute_features(audio[batch], config)
+        frames = valid_frames[batch]
         for name, values in feats.items():
-            arrays[name][batch_rows] = values
-            stats = summarize(values, valid_frames[batch_rows])
-            arrays[f"{name}_mean"][batch_rows] = stats["mean"]
-            arrays[f"{name}_std"][batch_rows] = stats["std"]
+            arrays[name][batch] = values
+            stats = summarize(values, frames)
+            for stat in SUMMARY_STATS:
+                arrays[f"{name}_{stat}"][batch] = stats[stat]
 
 
 def _bins(name: str, config: FeatureConfig) -> tuple[int, ...]:
@@ -136,12 +155,20 @@ def _bins(name: str, config: FeatureConfig) -> tuple[int, ...]:
 def run_chunk(task: ChunkTask, store_url: str, config_dict: dict[str, Any], storage_options: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """Compute one chunk and write its region, report and done-flag (in that order)."""
     config = FeatureConfig.from_dict(config_dict)
+    with task_heap():
+        return _run_chunk(task, store_url, config, storage_options)
+
+
+def _run_chunk(task: ChunkTask, store_url: str, config: FeatureConfig, storage_options: Mapping[str, Any] | None) -> dict[str, Any]:
     arrays, report = compute_chunk(task, config, storage_options)
     t0 = time.perf_counter()
     try:
-        group = open_group(store_url, storage_options, mode="r+")
-        for name, values in arrays.items():
-            zarr_array(group, name)[task.start : task.stop] = values
+        group = open_group(store_url, storage_options, mode="r+", consolidated=True)
+        if int(zarr_array(group, "segment_valid").shape[0]) < task.stop:
+            # consolidated metadata older than the layout: read every array's own
+            group = open_group(store_url, storage_options, mode="r+")
+        # the region's arrays, then the report, then the done-flag, last
+        write_region(group, arrays, task.start, task.stop)
         zarr_array(group, "chunk_report")[task.index] = json.dumps(report, sort_keys=True)
         zarr_array(group, "chunk_done")[task.index] = 1
     except (OSError, KeyError, ValueError) as exc:

@@ -12,6 +12,7 @@ product over all frames of the batch and the per-frame reductions run along cont
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from functools import lru_cache
 
 import librosa
@@ -26,6 +27,7 @@ __all__ = [
     "SUMMARY_STATS",
     "compute_features",
     "estimate_tuning",
+    "magnitude_spectrogram",
     "power_to_db",
     "rms",
     "stft",
@@ -55,31 +57,55 @@ def _window(n_fft: int) -> np.ndarray:
     return window
 
 
+def _frames(y: np.ndarray, n_fft: int, hop_length: int) -> np.ndarray:
+    """Centred, zero-padded frames of each segment, a view ``(n, frames, n_fft)``."""
+    pad = n_fft // 2
+    padded = np.pad(y, ((0, 0), (pad, pad)), mode="constant")
+    n_frames = 1 + (padded.shape[-1] - n_fft) // hop_length
+    frames: np.ndarray = sliding_window_view(padded, n_fft, axis=-1)[:, ::hop_length][:, :n_frames]
+    return frames
+
+
+def _spectrum_blocks(y: np.ndarray, n_fft: int, hop_length: int) -> Iterator[tuple[int, slice, np.ndarray]]:
+    """``(segment, frames, complex64 spectra)`` a cache-sized block of frames at a time.
+
+    Like librosa, the windowed frames are transformed in float64 and rounded to complex64: the
+    results are librosa's bit for bit (the chroma tuning estimate is sensitive to the last bits).
+    """
+    frames = _frames(_check_batch(y), n_fft, hop_length)
+    window = _window(n_fft)
+    block = max(1, _FFT_BLOCK_BYTES // (8 * n_fft))
+    for i in range(frames.shape[0]):
+        for start in range(0, frames.shape[1], block):
+            rows = slice(start, min(start + block, frames.shape[1]))
+            yield i, rows, scipy.fft.rfft(frames[i, rows] * window, axis=-1).astype(np.complex64)
+
+
 def stft(*, y: np.ndarray, n_fft: int = 2048, hop_length: int = 512) -> np.ndarray:
     """Complex STFT of each segment, ``librosa.stft(center=True, pad_mode='constant')`` transposed.
-
-    Bit for bit librosa's numbers: like librosa, the windowed frames are transformed in float64
-    and rounded to complex64 (the chroma tuning estimate is sensitive to the last bits).
 
     Parameters
     ----------
     y : np.ndarray [shape=(n, samples)]
     Returns
     -------
-    np.ndarray [shape=(n, frames, 1 + n_fft // 2)], complex64
+    np.ndarray [shape=(n, frames, 1 + n_fft // 2)], complex64, bit for bit librosa's
     """
     y = _check_batch(y)
-    pad = n_fft // 2
-    padded = np.pad(y, ((0, 0), (pad, pad)), mode="constant")
-    n_frames = 1 + (padded.shape[-1] - n_fft) // hop_length
-    frames = sliding_window_view(padded, n_fft, axis=-1)[:, ::hop_length][:, :n_frames]
-    window = _window(n_fft)
+    n_frames = 1 + (y.shape[-1] + 2 * (n_fft // 2) - n_fft) // hop_length
     out = np.empty((y.shape[0], n_frames, 1 + n_fft // 2), dtype=np.complex64)
-    block = max(1, _FFT_BLOCK_BYTES // (8 * n_fft))
-    for i in range(y.shape[0]):
-        for start in range(0, n_frames, block):
-            stop = min(start + block, n_frames)
-            out[i, start:stop] = scipy.fft.rfft(frames[i, start:stop] * window, axis=-1)
+    for i, rows, spectra in _spectrum_blocks(y, n_fft, hop_length):
+        out[i, rows] = spectra
+    return out
+
+
+def magnitude_spectrogram(*, y: np.ndarray, n_fft: int = 2048, hop_length: int = 512) -> np.ndarray:
+    """``np.abs(stft(y))`` without holding the complex spectra: ``(n, frames, freq)`` float32."""
+    y = _check_batch(y)
+    n_frames = 1 + (y.shape[-1] + 2 * (n_fft // 2) - n_fft) // hop_length
+    out = np.empty((y.shape[0], n_frames, 1 + n_fft // 2), dtype=np.float32)
+    for i, rows, spectra in _spectrum_blocks(y, n_fft, hop_length):
+        np.abs(spectra, out=out[i, rows])
     return out
 
 
@@ -318,7 +344,7 @@ def compute_features(y: np.ndarray, config: FeatureConfig) -> dict[str, np.ndarr
     feats = set(config.features)
     out: dict[str, np.ndarray] = {}
     if feats & {"spectrogram", "mel", "mfcc", "chroma", "spectral"}:
-        magnitude = np.abs(stft(y=y, n_fft=config.n_fft, hop_length=config.hop_length))
+        magnitude = magnitude_spectrogram(y=y, n_fft=config.n_fft, hop_length=config.hop_length)
         power = np.square(magnitude)
         n, t, n_freq = power.shape
         if "spectrogram" in feats:
@@ -356,14 +382,19 @@ def summarize(values: np.ndarray, valid_frames: np.ndarray) -> dict[str, np.ndar
     -------
     ``{"mean": [shape=(n,) or (n, bins)], "std": ...}`` float32; NaN-free (0 where no frame is valid)
     """
-    n_frames = values.shape[1]
-    mask = np.arange(n_frames)[None, :] < np.asarray(valid_frames)[:, None]
-    count = np.maximum(mask.sum(axis=1), 1).astype(np.float64)
-    shape = (values.shape[0], n_frames) + (1,) * (values.ndim - 2)
-    weights = mask.reshape(shape)
-    count = count.reshape((values.shape[0],) + (1,) * (values.ndim - 2))
+    n, n_frames = values.shape[:2]
+    frames = np.clip(np.asarray(valid_frames), 0, n_frames)
+    tail = (1,) * (values.ndim - 2)
     data = values.astype(np.float64)
-    mean = np.sum(data * weights, axis=1) / count
-    centered = (data - mean[:, None, ...]) * weights
-    var = np.sum(centered**2, axis=1) / count
+    mask = None
+    if (frames < n_frames).any():
+        mask = (np.arange(n_frames)[None, :] < frames[:, None]).reshape((n, n_frames, *tail))
+        data *= mask
+    count = np.maximum(frames, 1).astype(np.float64).reshape((n, *tail))
+    mean = data.sum(axis=1) / count
+    data -= mean[:, None, ...]
+    if mask is not None:
+        data *= mask
+    flat = data.reshape(n, n_frames, -1)
+    var = np.einsum("ntb,ntb->nb", flat, flat).reshape(mean.shape) / count
     return {"mean": mean.astype(np.float32), "std": np.sqrt(var).astype(np.float32)}

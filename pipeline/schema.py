@@ -48,7 +48,7 @@ _MAX_CHUNK_SEGMENTS = 2048
 #: At most this much audio per chunk, so a task's decoded audio stays small whatever the config.
 _MAX_CHUNK_AUDIO_SECONDS = 900.0
 _FEW_CHUNKS = 16
-_COMPRESSORS = (ZstdCodec(level=3),)
+_COMPRESSORS = (ZstdCodec(level=1),)
 
 
 @dataclass(frozen=True)

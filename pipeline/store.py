@@ -66,11 +66,17 @@ def remove_store(url: str, storage_options: Mapping[str, Any] | None = None) -> 
         fs.rm(path, recursive=True)
 
 
-def open_group(url: str, storage_options: Mapping[str, Any] | None = None, *, mode: Literal["r", "r+"] = "r+") -> zarr.Group:
-    """The store's root group through zarr (no xarray), without consolidated metadata."""
+def open_group(url: str, storage_options: Mapping[str, Any] | None = None, *, mode: Literal["r", "r+"] = "r+",
+               consolidated: bool = False) -> zarr.Group:
+    """The store's root group through zarr (no xarray).
+
+    ``consolidated=True`` takes every array's metadata from the one consolidated document (one
+    read instead of one per array); only for callers that know it is current, such as chunk
+    tasks (the extract consolidates after every change of shape, before any task runs).
+    """
     store = _zarr_store(url, storage_options, read_only=mode == "r")
     with quiet_zarr():
-        return zarr.open_group(store=store, mode=mode, use_consolidated=False)
+        return zarr.open_group(store=store, mode=mode, use_consolidated=consolidated)
 
 
 def zarr_array(group: zarr.Group, name: str) -> zarr.Array[Any]:
