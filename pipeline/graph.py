@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, TextIO
 
+import dask
 import numpy as np
 
 from .chunk import ChunkFile, ChunkTask, run_chunk
@@ -239,7 +240,9 @@ def extract(
         existing = False
 
     report = ExtractReport(store=store_url)
-    with _cluster(client, scheduler, workers, out) as dask_client:
+    # chunk and probe tasks go to the cluster explicitly; what this process reads of the store
+    # (coordinates, reports) is small and read here, not through the cluster's scheduler
+    with _cluster(client, scheduler, workers, out) as dask_client, dask.config.set(scheduler="synchronous"):
         runner = _Runner(dask_client)
         if existing:
             _rollback_unfinished_append(store_url, options)
@@ -269,7 +272,8 @@ def extract(
         report.chunks_total = layout.n_chunks
         report.chunks_skipped = layout.n_chunks - len(tasks)
         _run_tasks(runner, tasks, store_url, config, options, progress, out, report)
-    _finalize(store_url, options, report)
+    with dask.config.set(scheduler="synchronous"):
+        _finalize(store_url, options, report)
     report.elapsed = time.perf_counter() - started
     return report
 

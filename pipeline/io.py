@@ -409,6 +409,22 @@ def _mono(block: np.ndarray) -> np.ndarray:
     return mono
 
 
+#: 16-bit PCM read as integers and scaled here: libsndfile's own float conversion is the same
+#: exact multiplication by 2**-15, about three times slower
+_PCM16_SCALE = np.float32(1.0 / 32768.0)
+
+
+def _read_float32(handle: sf.SoundFile, frames: int) -> np.ndarray:
+    """``handle.read(frames, dtype='float32', always_2d=True)``, bit for bit."""
+    if handle.subtype == "PCM_16":
+        ints = handle.read(frames, dtype="int16", always_2d=True)
+        block: np.ndarray = ints.astype(np.float32)
+        block *= _PCM16_SCALE
+        return block
+    floats: np.ndarray = handle.read(frames, dtype="float32", always_2d=True)
+    return floats
+
+
 def _soundfile_blocks(uri: str, storage_options: Mapping[str, Any] | None, start: int, stop: int) -> Iterator[np.ndarray]:
     """Mono float32 blocks of native frames ``[start, stop)``; stops early where data ends.
 
@@ -430,7 +446,7 @@ def _soundfile_blocks(uri: str, storage_options: Mapping[str, Any] | None, start
             opened_once = True
             while read < stop - start:
                 try:
-                    block = handle.read(min(block_frames, stop - start - read), dtype="float32", always_2d=True)
+                    block = _read_float32(handle, min(block_frames, stop - start - read))
                 except (sf.LibsndfileError, RuntimeError) as exc:
                     if block_frames > _SMALL_BLOCK_FRAMES:
                         block_frames = _SMALL_BLOCK_FRAMES

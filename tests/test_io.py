@@ -165,3 +165,15 @@ def test_credentials_never_go_into_storage_options() -> None:
         sanitize_storage_options({"key": "AKIA", "secret": "s3cr3t"})
     with pytest.raises(InputError, match=r"client_kwargs\.aws_secret_access_key"):
         sanitize_storage_options({"client_kwargs": {"aws_secret_access_key": "x"}})
+
+
+@pytest.mark.parametrize("channels", [1, 2])
+def test_pcm16_decodes_as_libsndfile_floats(tmp_path: Path, rng: np.random.Generator, channels: int) -> None:
+    """16-bit PCM is scaled by numpy; the samples are libsndfile's float conversion, bit for bit."""
+    path = tmp_path / "pcm16.wav"
+    ints = rng.integers(-32768, 32767, size=(30_000, channels), endpoint=True).astype(np.int16)
+    ints[:2] = [[-32768] * channels, [32767] * channels]
+    sf.write(path, ints, 8000, subtype="PCM_16")
+    expected, _ = sf.read(path, dtype="float32", always_2d=True)
+    got = decode_range(str(path), sr=8000, native_sr=8000, declared_frames=30_000).y
+    np.testing.assert_array_equal(got, expected.mean(axis=1, dtype=np.float32) if channels > 1 else expected[:, 0])
