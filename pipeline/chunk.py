@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -53,56 +54,92 @@ class ChunkTask:
     files: tuple[ChunkFile, ...] = field(default_factory=tuple)
 
 
-def compute_chunk(task: ChunkTask, config: FeatureConfig, storage_options: Mapping[str, Any] | None = None) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
-    """Arrays for the chunk's region and its report; pure apart from reading audio."""
-    n = task.stop - task.start
+@dataclass
+class _Decoded:
+    """One file's part of a chunk, decoded into the chunk's audio rows (by the prefetch thread)."""
+
+    file_index: int
+    report: dict[str, str]
+    rows: list[int] = field(default_factory=list)
+    frames: list[int] = field(default_factory=list)
+    audio_seconds: float = 0.0
+    decode: float = 0.0
+    resample: float = 0.0
+
+
+def _decode_part(part: ChunkFile, task: ChunkTask, config: FeatureConfig, audio: np.ndarray,
+                 storage_options: Mapping[str, Any] | None) -> _Decoded:
+    """Decode one file's segments of the chunk into their rows of ``audio``."""
+    t0 = time.perf_counter()
     length = config.segment_samples
+    n_out = resampled_length(part.frames, part.sample_rate, config.sr)
+    starts = segment_starts(n_out, config)[part.seg_lo : part.seg_hi]
+    lo = int(starts[0])
+    hi = int(min(n_out, starts[-1] + length))
+    try:
+        decoded = decode_range(
+            part.uri, sr=config.sr, native_sr=part.sample_rate, declared_frames=part.frames,
+            start=lo, stop=hi, storage_options=storage_options,
+        )
+    except DecodeError as exc:
+        return _Decoded(part.file_index, {"status": "error", "error": str(exc), "warning": ""},
+                        decode=time.perf_counter() - t0)
+    except OSError as exc:
+        raise StorageError(f"reading {part.uri} failed: {one_line(exc)}") from exc
+    y = decoded.y
+    out = _Decoded(part.file_index, {"status": "ok", "error": "", "warning": decoded.warning})
+    for k, start in enumerate(starts):
+        offset = int(start) - lo
+        real = max(0, min(length, y.size - offset))
+        is_first = part.seg_lo + k == 0
+        if real == 0 or (2 * real < length and not is_first):
+            continue  # audio ended early (truncated file): the segment stays invalid
+        row = part.first_segment + part.seg_lo + k - task.start
+        audio[row, :real] = y[offset : offset + real]
+        out.rows.append(row)
+        out.frames.append(config.valid_frames(real))
+        out.audio_seconds += real / config.sr
+    out.resample = decoded.resample_seconds
+    out.decode = time.perf_counter() - t0 - decoded.resample_seconds
+    return out
+
+
+def compute_chunk(task: ChunkTask, config: FeatureConfig, storage_options: Mapping[str, Any] | None = None) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+    """Arrays for the chunk's region and its report; pure apart from reading audio.
+
+    One thread decodes the chunk's files in order while this one featurises the segments
+    decoded so far, a batch at a time: reading (from disk or object storage) overlaps compute.
+    """
+    n = task.stop - task.start
     valid = np.zeros(n, dtype=bool)
     valid_frames = np.zeros(n, dtype=np.int32)
     # the chunk's segments, zero-padded, at their row: a batch of neighbouring rows is a view
-    audio = np.zeros((n, length), dtype=np.float32)
+    audio = np.zeros((n, config.segment_samples), dtype=np.float32)
+    arrays = _allocate(n, config)
     files_report: dict[str, dict[str, str]] = {}
     timings = {"decode": 0.0, "resample": 0.0, "compute": 0.0, "write": 0.0}
     audio_seconds = 0.0
-    for part in task.files:
-        t0 = time.perf_counter()
-        n_out = resampled_length(part.frames, part.sample_rate, config.sr)
-        starts = segment_starts(n_out, config)[part.seg_lo : part.seg_hi]
-        lo = int(starts[0])
-        hi = int(min(n_out, starts[-1] + length))
+    ready: list[int] = []
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="chunk-decode") as pool:
+        futures = [pool.submit(_decode_part, part, task, config, audio, storage_options) for part in task.files]
         try:
-            decoded = decode_range(
-                part.uri, sr=config.sr, native_sr=part.sample_rate, declared_frames=part.frames,
-                start=lo, stop=hi, storage_options=storage_options,
-            )
-        except DecodeError as exc:
-            files_report[str(part.file_index)] = {"status": "error", "error": str(exc), "warning": ""}
-            timings["decode"] += time.perf_counter() - t0
-            continue
-        except OSError as exc:
-            raise StorageError(f"reading {part.uri} failed: {one_line(exc)}") from exc
-        timings["decode"] += time.perf_counter() - t0 - decoded.resample_seconds
-        timings["resample"] += decoded.resample_seconds
-        y = decoded.y
-        files_report[str(part.file_index)] = {"status": "ok", "error": "", "warning": decoded.warning}
-        for k, start in enumerate(starts):
-            offset = int(start) - lo
-            real = max(0, min(length, y.size - offset))
-            is_first = part.seg_lo + k == 0
-            if real == 0 or (2 * real < length and not is_first):
-                continue  # audio ended early (truncated file): the segment stays invalid
-            row = part.first_segment + part.seg_lo + k - task.start
-            audio[row, :real] = y[offset : offset + real]
-            valid[row] = True
-            valid_frames[row] = config.valid_frames(real)
-            audio_seconds += real / config.sr
-
-    t0 = time.perf_counter()
-    arrays = _allocate(n, valid, config)
-    # one BLAS thread: a chunk's numbers do not depend on where (or how threaded) it ran
-    with threadpool_limits(limits=1, user_api="blas"):
-        _featurise(np.flatnonzero(valid), audio, valid_frames, config, arrays)
-    timings["compute"] = time.perf_counter() - t0
+            for future in futures:
+                part = future.result()
+                files_report[str(part.file_index)] = part.report
+                timings["decode"] += part.decode
+                timings["resample"] += part.resample
+                audio_seconds += part.audio_seconds
+                valid[part.rows] = True
+                valid_frames[part.rows] = part.frames
+                ready.extend(part.rows)
+                if len(ready) >= BATCH_SEGMENTS:
+                    whole = len(ready) // BATCH_SEGMENTS * BATCH_SEGMENTS
+                    timings["compute"] += _featurise(np.asarray(ready[:whole]), audio, valid_frames, config, arrays)
+                    del ready[:whole]
+        finally:
+            for future in futures:
+                future.cancel()
+    timings["compute"] += _featurise(np.asarray(ready, dtype=np.int64), audio, valid_frames, config, arrays)
     arrays["segment_valid"] = valid
     arrays["segment_valid_frames"] = valid_frames
     report = {"chunk": task.index, "files": files_report, "segments": int(valid.sum()),
@@ -110,18 +147,14 @@ def compute_chunk(task: ChunkTask, config: FeatureConfig, storage_options: Mappi
     return arrays, report
 
 
-def _allocate(n: int, valid: np.ndarray, config: FeatureConfig) -> dict[str, np.ndarray]:
-    """The region's arrays; rows of invalid segments hold NaN."""
+def _allocate(n: int, config: FeatureConfig) -> dict[str, np.ndarray]:
+    """The region's arrays, NaN until a valid segment's values arrive."""
     arrays: dict[str, np.ndarray] = {}
-    invalid = ~valid
     for name in config.frame_variables:
         bins = _bins(name, config)
-        arrays[name] = np.empty((n, config.n_frames, *bins), dtype=np.float32)
+        arrays[name] = np.full((n, config.n_frames, *bins), np.nan, dtype=np.float32)
         for stat in SUMMARY_STATS:
-            arrays[f"{name}_{stat}"] = np.empty((n, *bins), dtype=np.float32)
-    if invalid.any():
-        for values in arrays.values():
-            values[invalid] = np.nan
+            arrays[f"{name}_{stat}"] = np.full((n, *bins), np.nan, dtype=np.float32)
     return arrays
 
 
@@ -135,16 +168,20 @@ def _runs(rows: np.ndarray, size: int) -> Iterator[slice | np.ndarray]:
             yield batch
 
 
-def _featurise(rows: np.ndarray, audio: np.ndarray, valid_frames: np.ndarray, config: FeatureConfig, arrays: dict[str, np.ndarray]) -> None:
-    """Features and summaries of the valid rows, in bounded batches, into ``arrays``."""
-    for batch in _runs(rows, BATCH_SEGMENTS):
-        feats = compute_features(audio[batch], config)
-        frames = valid_frames[batch]
-        for name, values in feats.items():
-            arrays[name][batch] = values
-            stats = summarize(values, frames)
-            for stat in SUMMARY_STATS:
-                arrays[f"{name}_{stat}"][batch] = stats[stat]
+def _featurise(rows: np.ndarray, audio: np.ndarray, valid_frames: np.ndarray, config: FeatureConfig, arrays: dict[str, np.ndarray]) -> float:
+    """Features and summaries of ``rows``, in bounded batches, into ``arrays``; returns the seconds taken."""
+    t0 = time.perf_counter()
+    # one BLAS thread: a chunk's numbers do not depend on where (or how threaded) it ran
+    with threadpool_limits(limits=1, user_api="blas"):
+        for batch in _runs(rows, BATCH_SEGMENTS):
+            feats = compute_features(audio[batch], config)
+            frames = valid_frames[batch]
+            for name, values in feats.items():
+                arrays[name][batch] = values
+                stats = summarize(values, frames)
+                for stat in SUMMARY_STATS:
+                    arrays[f"{name}_{stat}"][batch] = stats[stat]
+    return time.perf_counter() - t0
 
 
 def _bins(name: str, config: FeatureConfig) -> tuple[int, ...]:

@@ -72,12 +72,23 @@ def _spectrum_blocks(y: np.ndarray, n_fft: int, hop_length: int) -> Iterator[tup
     Like librosa, the windowed frames are transformed in float64 and rounded to complex64: the
     results are librosa's bit for bit (the chroma tuning estimate is sensitive to the last bits).
     """
-    frames = _frames(_check_batch(y), n_fft, hop_length)
+    y = _check_batch(y)
+    frames = _frames(y, n_fft, hop_length)
     window = _window(n_fft)
     block = max(1, _FFT_BLOCK_BYTES // (8 * n_fft))
     for i in range(frames.shape[0]):
-        for start in range(0, frames.shape[1], block):
-            rows = slice(start, min(start + block, frames.shape[1]))
+        # frames past the audio (a zero-padded segment's tail) are all zero, and so are their
+        # spectra: they are left out of the transform
+        if y[i, -1] != 0:
+            end = y.shape[1]
+        else:
+            nonzero = np.flatnonzero(y[i])
+            end = 0 if nonzero.size == 0 else int(nonzero[-1]) + 1
+        n_live = min(frames.shape[1], -(-(end + n_fft // 2) // hop_length)) if end else 0
+        if n_live < frames.shape[1]:
+            yield i, slice(n_live, frames.shape[1]), np.zeros((frames.shape[1] - n_live, 1 + n_fft // 2), dtype=np.complex64)
+        for start in range(0, n_live, block):
+            rows = slice(start, min(start + block, n_live))
             yield i, rows, scipy.fft.rfft(frames[i, rows] * window, axis=-1).astype(np.complex64)
 
 
