@@ -19,7 +19,7 @@ from threadpoolctl import threadpool_limits
 from .config import FeatureConfig
 from .errors import DecodeError, StorageError, one_line
 from .features import SUMMARY_STATS, compute_features, summarize
-from .heap import task_heap
+from .heap import keep_freed_memory
 from .io import decode_range
 from .regions import write_region
 from .schema import VARIABLES, bins_size, resampled_length, segment_starts
@@ -192,11 +192,7 @@ def _bins(name: str, config: FeatureConfig) -> tuple[int, ...]:
 def run_chunk(task: ChunkTask, store_url: str, config_dict: dict[str, Any], storage_options: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """Compute one chunk and write its region, report and done-flag (in that order)."""
     config = FeatureConfig.from_dict(config_dict)
-    with task_heap():
-        return _run_chunk(task, store_url, config, storage_options)
-
-
-def _run_chunk(task: ChunkTask, store_url: str, config: FeatureConfig, storage_options: Mapping[str, Any] | None) -> dict[str, Any]:
+    keep_freed_memory()
     arrays, report = compute_chunk(task, config, storage_options)
     t0 = time.perf_counter()
     try:
