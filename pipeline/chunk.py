@@ -19,6 +19,7 @@ from threadpoolctl import threadpool_limits
 from .config import FeatureConfig
 from .errors import DecodeError, StorageError, one_line
 from .features import SUMMARY_STATS, compute_features, summarize
+from .gate import wait_for_template
 from .heap import keep_freed_memory
 from .io import decode_range
 from .regions import write_region
@@ -189,11 +190,17 @@ def _bins(name: str, config: FeatureConfig) -> tuple[int, ...]:
     return (bins_size(dim, config),) if dim else ()
 
 
-def run_chunk(task: ChunkTask, store_url: str, config_dict: dict[str, Any], storage_options: Mapping[str, Any] | None = None) -> dict[str, Any]:
-    """Compute one chunk and write its region, report and done-flag (in that order)."""
+def run_chunk(task: ChunkTask, store_url: str, config_dict: dict[str, Any], storage_options: Mapping[str, Any] | None = None,
+              template_gate: str | None = None) -> dict[str, Any]:
+    """Compute one chunk and write its region, report and done-flag (in that order).
+
+    ``template_gate`` names the gate a new store's template opens (:mod:`pipeline.gate`): the
+    task computes first and waits there only before writing.
+    """
     config = FeatureConfig.from_dict(config_dict)
     keep_freed_memory()
     arrays, report = compute_chunk(task, config, storage_options)
+    wait_for_template(template_gate)
     t0 = time.perf_counter()
     try:
         group = open_group(store_url, storage_options, mode="r+", consolidated=True)

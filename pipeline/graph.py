@@ -7,6 +7,7 @@ its own chunk-aligned region and then its done-flag. Re-running computes only mi
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import os
 import sys
@@ -22,6 +23,7 @@ import numpy as np
 from .chunk import ChunkFile, ChunkTask, run_chunk
 from .config import FeatureConfig
 from .errors import ConfigMismatch, InputError, SchedulerError, SchemaError, one_line
+from .gate import TemplateGate
 from .io import fingerprint, list_inputs, probe_file, sanitize_storage_options
 from .labels import DEFAULT_SPLIT_FRACTIONS, hash_split, label_from_parent, read_labels_csv
 from .schema import Layout, build_layout, make_template
@@ -107,8 +109,13 @@ class _Runner:
     def __init__(self, client: Any | None) -> None:
         self.client = client
 
-    def map(self, func: Callable[..., Any], items: Sequence[Any], *args: Any, key: str = "task") -> Iterator[Any]:
+    def map(self, func: Callable[..., Any], items: Sequence[Any], *args: Any, key: str = "task",
+            meanwhile: Callable[[], None] | None = None) -> Iterator[Any]:
+        """``func(item, *args)`` for each item, in completion order; ``meanwhile()`` runs here
+        once the tasks are submitted (in this process, before any task, when there is no client)."""
         if self.client is None:
+            if meanwhile is not None:
+                meanwhile()
             for item in items:
                 yield func(item, *args)
             return
@@ -119,6 +126,8 @@ class _Runner:
             for i, item in enumerate(items)
         ]
         try:
+            if meanwhile is not None:
+                meanwhile()
             for future in as_completed(futures, loop=self.client.loop):
                 yield future.result()
         finally:
@@ -240,6 +249,7 @@ def extract(
         existing = False
 
     report = ExtractReport(store=store_url)
+    template: Callable[[], None] | None = None
     # chunk and probe tasks go to the cluster explicitly; what this process reads of the store
     # (coordinates, reports) is small and read here, not through the cluster's scheduler
     with _cluster(client, scheduler, workers, out) as dask_client, dask.config.set(scheduler="synchronous"):
@@ -266,12 +276,24 @@ def extract(
         else:
             entries = _manifest(runner, uris, options, assigned)
             layout = build_layout(entries, config, chunk=segment_chunk)
-            _write_template(store_url, options, layout, config, {"split_fractions": [float(f) for f in split_fractions]})
+            extra = {"split_fractions": [float(f) for f in split_fractions]}
+            template = functools.partial(_write_template, store_url, options, layout, config, extra)
             pending = list(range(layout.n_chunks))
         tasks = plan_tasks(layout, pending)
         report.chunks_total = layout.n_chunks
         report.chunks_skipped = layout.n_chunks - len(tasks)
-        _run_tasks(runner, tasks, store_url, config, options, progress, out, report)
+        # a new store's template is written while the first tasks decode and compute: they
+        # wait for it (through a gate on the scheduler) only to write
+        gate = TemplateGate.create(dask_client) if template is not None and tasks else None
+        try:
+            _run_tasks(runner, tasks, store_url, config, options, progress, out, report,
+                       gate=gate.name if gate else None, meanwhile=_gated(template, gate))
+        except BaseException:
+            if gate is not None and not gate.opened:
+                gate.open(ok=False)
+            raise
+        if gate is not None:
+            gate.close()
     with dask.config.set(scheduler="synchronous"):
         _finalize(store_url, options, report)
     report.elapsed = time.perf_counter() - started
@@ -400,9 +422,28 @@ def _write_template(store_url: str, options: Mapping[str, Any], layout: Layout, 
     consolidate(store_url, options)
 
 
+def _gated(template: Callable[[], None] | None, gate: TemplateGate | None) -> Callable[[], None] | None:
+    """The template write that opens (or, failing, fails) the gate the tasks wait at."""
+    if template is None:
+        return None
+
+    def write() -> None:
+        try:
+            template()
+        except BaseException:
+            if gate is not None:
+                gate.open(ok=False)
+            raise
+        if gate is not None:
+            gate.open(ok=True)
+
+    return write
+
+
 def _run_tasks(
     runner: _Runner, tasks: Sequence[ChunkTask], store_url: str, config: FeatureConfig,
     options: Mapping[str, Any], progress: bool, out: TextIO, report: ExtractReport,
+    *, gate: str | None = None, meanwhile: Callable[[], None] | None = None,
 ) -> None:
     from tqdm import tqdm
 
@@ -415,7 +456,8 @@ def _run_tasks(
     t0 = time.perf_counter()
     audio = 0.0
     try:
-        for result in runner.map(run_chunk, tasks, store_url, config.to_dict(), options, key="chunk"):
+        for result in runner.map(run_chunk, tasks, store_url, config.to_dict(), options, gate, key="chunk",
+                                 meanwhile=meanwhile):
             report.chunks_computed += 1
             audio += float(result["audio_seconds"])
             files_seen.update(int(k) for k in result["files"])

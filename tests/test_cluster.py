@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -70,3 +71,50 @@ def test_cluster_script_stop_leaves_nothing_listening(tmp_path: Path) -> None:
         assert not Path(f"/proc/{pid}").exists() or "zombie" in Path(f"/proc/{pid}/status").read_text().lower()
     bad = subprocess.run([script, "start", "zero"], capture_output=True, text=True, env=env, check=False)
     assert bad.returncode == 2 and "positive number of workers" in bad.stderr
+
+
+def test_a_template_that_cannot_be_written_fails_the_waiting_tasks_fast(
+    dask_cluster: str, corpus: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Chunk tasks compute while the client writes a new store's template and wait for it only
+    to write: if the template fails, the extract reports that error and no task hangs."""
+    from distributed import Client
+
+    from pipeline import graph
+
+    def broken(*args: object, **kwargs: object) -> None:
+        raise OSError("disk full while writing the template")
+
+    monkeypatch.setattr(graph, "_write_template", broken)
+    with Client(dask_cluster) as client:
+        t0 = time.monotonic()
+        with pytest.raises(OSError, match="disk full"):
+            graph.extract([corpus], str(tmp_path / "s.zarr"), client=client, progress=False)
+        assert time.monotonic() - t0 < 60
+
+
+def test_tasks_wait_at_the_template_gate_until_it_opens(dask_cluster: str) -> None:
+    from distributed import Client
+
+    from pipeline.errors import StorageError
+    from pipeline.gate import TemplateGate, wait_for_template
+
+    with Client(dask_cluster) as client:
+        gate = TemplateGate.create(client)
+        assert gate is not None
+        waiting = client.submit(wait_for_template, gate.name, 60.0, pure=False)
+        time.sleep(0.5)
+        assert not waiting.done()  # still at the gate
+        gate.open(ok=True)
+        assert waiting.result(timeout=30) is None
+        gate.close()
+        closed = TemplateGate.create(client)
+        assert closed is not None
+        closed.open(ok=False)
+        with pytest.raises(StorageError, match="could not be written"):
+            client.submit(wait_for_template, closed.name, 60.0, pure=False).result(timeout=30)
+        never = TemplateGate.create(client)
+        assert never is not None
+        with pytest.raises(StorageError, match="not written within"):
+            client.submit(wait_for_template, never.name, 0.5, pure=False).result(timeout=30)
+    wait_for_template(None)  # no cluster: nothing to wait for

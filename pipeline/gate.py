@@ -1,0 +1,66 @@
+"""A gate on the Dask scheduler: chunk tasks of a new store compute while its template is
+written, and wait at the gate only to write.
+
+The extract submits the tasks, writes the template from the client, then opens the gate (a
+``distributed.Variable`` set to ``ok``, or ``failed`` if the template could not be written). A
+task that finishes computing before that waits; after it, the gate costs one scheduler round
+trip. Without a cluster (the synchronous runner) the template is simply written first.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from .errors import StorageError
+
+__all__ = ["TEMPLATE_WAIT_SECONDS", "TemplateGate", "wait_for_template"]
+
+#: How long a finished task waits for the template before it fails (and is retried).
+TEMPLATE_WAIT_SECONDS = 600.0
+_OK, _FAILED = "ok", "failed"
+
+
+class TemplateGate:
+    """The client's side of the gate."""
+
+    def __init__(self, client: Any, name: str) -> None:
+        self.client = client
+        self.name = name
+        self.opened = False
+
+    @classmethod
+    def create(cls, client: Any | None) -> TemplateGate | None:
+        return None if client is None else cls(client, f"pipeline-template-{os.urandom(8).hex()}")
+
+    def _variable(self) -> Any:
+        from distributed import Variable
+
+        return Variable(self.name, client=self.client)  # type: ignore[no-untyped-call]
+
+    def open(self, *, ok: bool) -> None:
+        self._variable().set(_OK if ok else _FAILED)
+        self.opened = True
+
+    def close(self) -> None:
+        """Remove the gate once every task is done; tasks left waiting (after an error) are
+        sent through as failed instead, since they may still ask."""
+        if not self.opened:
+            self.open(ok=False)
+            return
+        self._variable().delete()
+
+
+def wait_for_template(name: str | None, timeout: float = TEMPLATE_WAIT_SECONDS) -> None:
+    """In a task: return once the template is written; StorageError if it failed or timed out."""
+    if name is None:
+        return
+    from distributed import Variable
+
+    variable: Any = Variable(name)  # type: ignore[no-untyped-call]
+    try:
+        value = variable.get(timeout=timeout)
+    except TimeoutError as exc:
+        raise StorageError(f"the store's template was not written within {timeout:.0f} s") from exc
+    if value != _OK:
+        raise StorageError("the store's template could not be written (the extract reports why)")
