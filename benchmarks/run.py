@@ -23,6 +23,7 @@ import soundfile as sf
 from threadpoolctl import threadpool_limits
 
 from pipeline import FeatureConfig, extract
+from pipeline.chunk import BATCH_SEGMENTS
 from pipeline.features import compute_features
 from pipeline.testing import GENRES, genre_clip
 
@@ -65,7 +66,7 @@ def kernels(n: int) -> float:
     audio = n * config.segment_seconds
     with threadpool_limits(limits=1):
         t_naive = best_of(2, lambda: [naive_librosa(seg, config) for seg in y])
-        t_ours = best_of(3, lambda: [compute_features(y[i : i + 32], config) for i in range(0, n, 32)])
+        t_ours = best_of(3, lambda: [compute_features(y[i : i + BATCH_SEGMENTS], config) for i in range(0, n, BATCH_SEGMENTS)])
     print(f"kernels: {t_naive / t_ours:.2f}x naive librosa per core (target >= 5x); "
           f"ours {audio / t_ours:.0f}x real time, naive {audio / t_naive:.0f}x real time ({n} segments of 3 s, 1 thread)")
     return audio / t_ours

@@ -6,6 +6,7 @@ segment-dimension array, then its report, then its done-flag, last.
 
 from __future__ import annotations
 
+import functools
 import json
 import time
 from collections.abc import Iterator, Mapping
@@ -14,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from threadpoolctl import threadpool_limits
+from threadpoolctl import ThreadpoolController
 
 from .config import FeatureConfig
 from .errors import DecodeError, StorageError, one_line
@@ -28,8 +29,9 @@ from .store import open_group, zarr_array
 
 __all__ = ["ChunkFile", "ChunkTask", "compute_chunk", "run_chunk"]
 
-#: Segments featurised at once: bounds the STFT's memory whatever the chunk size.
-BATCH_SEGMENTS = 32
+#: Segments featurised at once: bounds the kernels' memory whatever the chunk size. Eight keep
+#: the spectra of a batch (about 4 MiB each) close to the cache: 16% faster than 32.
+BATCH_SEGMENTS = 8
 
 
 @dataclass(frozen=True)
@@ -173,7 +175,7 @@ def _featurise(rows: np.ndarray, audio: np.ndarray, valid_frames: np.ndarray, co
     """Features and summaries of ``rows``, in bounded batches, into ``arrays``; returns the seconds taken."""
     t0 = time.perf_counter()
     # one BLAS thread: a chunk's numbers do not depend on where (or how threaded) it ran
-    with threadpool_limits(limits=1, user_api="blas"):
+    with _blas().limit(limits=1, user_api="blas"):
         for batch in _runs(rows, BATCH_SEGMENTS):
             feats = compute_features(audio[batch], config)
             frames = valid_frames[batch]
@@ -183,6 +185,12 @@ def _featurise(rows: np.ndarray, audio: np.ndarray, valid_frames: np.ndarray, co
                 for stat in SUMMARY_STATS:
                     arrays[f"{name}_{stat}"][batch] = stats[stat]
     return time.perf_counter() - t0
+
+
+@functools.lru_cache(maxsize=1)
+def _blas() -> ThreadpoolController:
+    """The process's thread pools, found once (finding them costs about 2 ms a time)."""
+    return ThreadpoolController()
 
 
 def _bins(name: str, config: FeatureConfig) -> tuple[int, ...]:

@@ -6,6 +6,7 @@ Everything here is pure: it describes arrays, it does not compute features or ta
 from __future__ import annotations
 
 import math
+import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -261,7 +262,8 @@ def make_template(layout: Layout, config: FeatureConfig, *, extra_attrs: dict[st
     encoding: dict[str, dict[str, Any]] = {}
 
     def lazy(shape: tuple[int, ...], dtype: Any, chunks: tuple[int, ...]) -> da.Array:
-        placeholder: da.Array = da.zeros(shape, dtype=dtype, chunks=chunks)
+        # named: dask need not hash anything to name a placeholder that is never computed
+        placeholder: da.Array = da.zeros(shape, dtype=dtype, chunks=chunks, name=f"placeholder-{uuid.uuid4().hex}")
         return placeholder
 
     for name in config.frame_variables:
