@@ -27,6 +27,7 @@ __all__ = [
     "SUMMARY_STATS",
     "compute_features",
     "estimate_tuning",
+    "live_frames",
     "magnitude_spectrogram",
     "power_to_db",
     "rms",
@@ -66,27 +67,41 @@ def _frames(y: np.ndarray, n_fft: int, hop_length: int) -> np.ndarray:
     return frames
 
 
-def _spectrum_blocks(y: np.ndarray, n_fft: int, hop_length: int) -> Iterator[tuple[int, slice, np.ndarray]]:
-    """``(segment, frames, complex64 spectra)`` a cache-sized block of frames at a time.
+def live_frames(y: np.ndarray, n_fft: int, hop_length: int) -> np.ndarray:
+    """Per segment, how many leading frames (``center=True``) see any nonzero sample.
+
+    The frames after them lie wholly in a zero-padded tail: their spectra are exactly zero and
+    every spectral feature of them is a constant, so the kernels skip them.
+    """
+    y = _check_batch(y)
+    n_frames = 1 + (y.shape[-1] + 2 * (n_fft // 2) - n_fft) // hop_length
+    live = np.full(y.shape[0], n_frames, dtype=np.int64)
+    padded = np.flatnonzero(y[:, -1] == 0)
+    if padded.size:
+        nonzero = y[padded] != 0
+        # one past the last nonzero sample; 0 for an all-zero segment
+        end = np.where(nonzero.any(axis=1), y.shape[1] - np.argmax(nonzero[:, ::-1], axis=1), 0)
+        live[padded] = np.where(end > 0, np.minimum(n_frames, -(-(end + n_fft // 2) // hop_length)), 0)
+    return live
+
+
+def _spectrum_blocks(y: np.ndarray, n_fft: int, hop_length: int, n_frames: int | None = None,
+                     live: np.ndarray | None = None) -> Iterator[tuple[int, slice, np.ndarray]]:
+    """``(segment, frames, complex64 spectra)`` a cache-sized block of the first ``n_frames``
+    frames at a time (all by default), zero where a frame sees only zero-padding.
 
     Like librosa, the windowed frames are transformed in float64 and rounded to complex64: the
     results are librosa's bit for bit (the chroma tuning estimate is sensitive to the last bits).
     """
     y = _check_batch(y)
     frames = _frames(y, n_fft, hop_length)
+    total = frames.shape[1] if n_frames is None else min(n_frames, frames.shape[1])
     window = _window(n_fft)
     block = max(1, _FFT_BLOCK_BYTES // (8 * n_fft))
-    for i in range(frames.shape[0]):
-        # frames past the audio (a zero-padded segment's tail) are all zero, and so are their
-        # spectra: they are left out of the transform
-        if y[i, -1] != 0:
-            end = y.shape[1]
-        else:
-            nonzero = np.flatnonzero(y[i])
-            end = 0 if nonzero.size == 0 else int(nonzero[-1]) + 1
-        n_live = min(frames.shape[1], -(-(end + n_fft // 2) // hop_length)) if end else 0
-        if n_live < frames.shape[1]:
-            yield i, slice(n_live, frames.shape[1]), np.zeros((frames.shape[1] - n_live, 1 + n_fft // 2), dtype=np.complex64)
+    live = live_frames(y, n_fft, hop_length) if live is None else live
+    for i, n_live in enumerate(np.minimum(live, total).tolist()):
+        if n_live < total:
+            yield i, slice(n_live, total), np.zeros((total - n_live, 1 + n_fft // 2), dtype=np.complex64)
         for start in range(0, n_live, block):
             rows = slice(start, min(start + block, n_live))
             yield i, rows, scipy.fft.rfft(frames[i, rows] * window, axis=-1).astype(np.complex64)
@@ -110,12 +125,14 @@ def stft(*, y: np.ndarray, n_fft: int = 2048, hop_length: int = 512) -> np.ndarr
     return out
 
 
-def magnitude_spectrogram(*, y: np.ndarray, n_fft: int = 2048, hop_length: int = 512) -> np.ndarray:
-    """``np.abs(stft(y))`` without holding the complex spectra: ``(n, frames, freq)`` float32."""
+def magnitude_spectrogram(*, y: np.ndarray, n_fft: int = 2048, hop_length: int = 512, n_frames: int | None = None,
+                          live: np.ndarray | None = None) -> np.ndarray:
+    """``np.abs(stft(y))[:, :n_frames]`` without holding the complex spectra: ``(n, frames, freq)`` float32."""
     y = _check_batch(y)
-    n_frames = 1 + (y.shape[-1] + 2 * (n_fft // 2) - n_fft) // hop_length
+    total = 1 + (y.shape[-1] + 2 * (n_fft // 2) - n_fft) // hop_length
+    n_frames = total if n_frames is None else min(n_frames, total)
     out = np.empty((y.shape[0], n_frames, 1 + n_fft // 2), dtype=np.float32)
-    for i, rows, spectra in _spectrum_blocks(y, n_fft, hop_length):
+    for i, rows, spectra in _spectrum_blocks(y, n_fft, hop_length, n_frames, live):
         np.abs(spectra, out=out[i, rows])
     return out
 
@@ -355,24 +372,32 @@ def compute_features(y: np.ndarray, config: FeatureConfig) -> dict[str, np.ndarr
     feats = set(config.features)
     out: dict[str, np.ndarray] = {}
     if feats & {"spectrogram", "mel", "mfcc", "chroma", "spectral"}:
-        magnitude = magnitude_spectrogram(y=y, n_fft=config.n_fft, hop_length=config.hop_length)
+        # only the frames up to the batch's last one with audio: the rest (zero-padding) have
+        # zero spectra, whose features are constants (-100 dB, 0) filled in by _extend
+        n_frames = config.n_frames
+        live = live_frames(y, config.n_fft, config.hop_length)
+        magnitude = magnitude_spectrogram(y=y, n_fft=config.n_fft, hop_length=config.hop_length,
+                                          n_frames=max(1, int(live.max())), live=live)
         power = np.square(magnitude)
         n, t, n_freq = power.shape
         if "spectrogram" in feats:
-            out["spectrogram"] = power_to_db(S=power)
+            out["spectrogram"] = _extend(power_to_db(S=power), n_frames, _SILENT_DB)
         if feats & {"mel", "mfcc"}:
             basis = _mel_basis_t(config.sr, config.n_fft, config.n_mels, config.fmin, float(config.fmax or config.sr / 2))
             mel_power = (power.reshape(n * t, n_freq) @ basis).reshape(n, t, config.n_mels)
+            mel_db = _extend(power_to_db(S=mel_power), n_frames, _SILENT_DB)
             if "mel" in feats:
-                out["mel"] = power_to_db(S=mel_power)
+                out["mel"] = mel_db
             if "mfcc" in feats:
-                clipped = power_to_db(S=mel_power, top_db=80.0)
+                # top_db clips at each segment's peak, over all its frames (silent ones included)
+                peak = mel_db.max(axis=(1, 2), keepdims=True)
+                clipped = np.maximum(mel_db, peak - np.float32(80.0))
                 dct = _dct_t(config.n_mels, config.n_mfcc)
-                out["mfcc"] = (clipped.reshape(n * t, config.n_mels) @ dct).reshape(n, t, config.n_mfcc)
+                out["mfcc"] = (clipped.reshape(n * n_frames, config.n_mels) @ dct).reshape(n, n_frames, config.n_mfcc)
         if "chroma" in feats:
-            out["chroma"] = _chroma(power, config)
+            out["chroma"] = _extend(_chroma(power, config), n_frames, 0.0)
         if "spectral" in feats:
-            out.update(_spectral(magnitude, config))
+            out.update({name: _extend(values, n_frames, 0.0) for name, values in _spectral(magnitude, config).items()})
     if "zcr" in feats:
         out["zero_crossing_rate"] = zero_crossing_rate(
             y=y, frame_length=config.n_fft, hop_length=config.hop_length
@@ -380,6 +405,20 @@ def compute_features(y: np.ndarray, config: FeatureConfig) -> dict[str, np.ndarr
     if "rms" in feats:
         out["rms"] = rms(y=y, frame_length=config.n_fft, hop_length=config.hop_length)
     return {name: np.ascontiguousarray(out[name], dtype=np.float32) for name in config.frame_variables}
+
+
+#: ``power_to_db`` of a zero spectrum: 10 * log10(amin)
+_SILENT_DB = float(10.0 * np.log10(np.float32(_AMIN_POWER)))
+
+
+def _extend(values: np.ndarray, n_frames: int, fill: float) -> np.ndarray:
+    """``values`` ``(n, frames[, bins])`` padded along frames to ``n_frames`` with ``fill``."""
+    if values.shape[1] >= n_frames:
+        return values
+    out = np.empty((values.shape[0], n_frames, *values.shape[2:]), dtype=np.float32)
+    out[:, : values.shape[1]] = values
+    out[:, values.shape[1] :] = fill
+    return out
 
 
 def summarize(values: np.ndarray, valid_frames: np.ndarray) -> dict[str, np.ndarray]:

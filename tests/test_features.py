@@ -123,3 +123,17 @@ def test_wrong_segment_length_is_refused() -> None:
         compute_features(np.zeros((1, 100), dtype=np.float32), FeatureConfig())
     with pytest.raises(ValueError, match="Expected y with shape"):
         compute_features(np.zeros(100, dtype=np.float32), FeatureConfig())
+
+
+def test_a_batch_of_short_files_skips_the_padding_and_still_matches_librosa(rng: np.random.Generator) -> None:
+    """Only the frames up to the batch's last audio are transformed (1-s files in 3-s segments
+    cost a third); the padding's frames get librosa's constants (-100 dB, zeros)."""
+    config = FeatureConfig(features=ALL_FEATURES)
+    sr, n = config.sr, config.segment_samples
+    batch = np.zeros((3, n), dtype=np.float32)
+    batch[0, :sr] = testing.genre_clip("jazz", seconds=1.0, sr=sr, seed=2)[:sr]
+    batch[1, : sr // 2] = rng.normal(0, 0.1, sr // 2)
+    got = compute_features(batch, config)
+    for i in range(3):
+        ref = reference_segment(batch[i], config)
+        assert_segment_close({var: got[var][i] for var in ref}, ref, batch[i], config)
