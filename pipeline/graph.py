@@ -66,7 +66,11 @@ class ExtractReport:
     elapsed: float = 0.0
     failed: list[tuple[str, str]] = field(default_factory=list)
     warned: list[tuple[str, str]] = field(default_factory=list)
+    #: summed over chunk tasks (seconds of each task's own time): decode, resample, compute, write
     timings: dict[str, float] = field(default_factory=dict)
+    #: wall time: prepare (listing, probing, layout, cluster start), tasks (template included,
+    #: written while the first tasks compute), finalise
+    phases: dict[str, float] = field(default_factory=dict)
 
     def summary(self) -> str:
         speed = self.audio_seconds_computed / self.elapsed if self.elapsed > 0 else 0.0
@@ -285,6 +289,8 @@ def extract(
         # a new store's template is written while the first tasks decode and compute: they
         # wait for it (through a gate on the scheduler) only to write
         gate = TemplateGate.create(dask_client) if template is not None and tasks else None
+        tasks_started = time.perf_counter()
+        report.phases["prepare"] = tasks_started - started
         try:
             _run_tasks(runner, tasks, store_url, config, options, progress, out, report,
                        gate=gate.name if gate else None, meanwhile=_gated(template, gate))
@@ -294,8 +300,11 @@ def extract(
             raise
         if gate is not None:
             gate.close()
+        report.phases["tasks"] = time.perf_counter() - tasks_started
+    finalise_started = time.perf_counter()
     with dask.config.set(scheduler="synchronous"):
         _finalize(store_url, options, report)
+    report.phases["finalise"] = time.perf_counter() - finalise_started
     report.elapsed = time.perf_counter() - started
     return report
 
