@@ -1,0 +1,121 @@
+"""Where the kernels' time goes: each stage of ``compute_features``, timed alone, one thread.
+
+    python benchmarks/kernel_profile.py [--segments N]
+
+Prints milliseconds per 32 segments of 3 s (96 s of audio) and each stage's share, in the order
+``compute_features`` runs them (batches of ``pipeline.chunk.BATCH_SEGMENTS``). The stages are
+the kernels' own functions, called on the same audio; their sum is close to, not exactly, one
+``compute_features`` call (which is timed last for comparison).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+from threadpoolctl import threadpool_limits
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from run import best_of, segments
+
+from pipeline import FeatureConfig
+from pipeline import features as K
+from pipeline.chunk import BATCH_SEGMENTS
+
+
+def stages(config: FeatureConfig) -> list[tuple[str, Callable[[np.ndarray], object]]]:
+    """Each stage as a function of one batch of audio; later stages reuse earlier results."""
+    sr, n_fft, hop = config.sr, config.n_fft, config.hop_length
+    mel_t = K._mel_basis_t(sr, n_fft, config.n_mels, config.fmin, float(config.fmax or sr / 2))
+    dct_t = K._dct_t(config.n_mels, config.n_mfcc)
+    cache: dict[str, np.ndarray] = {}
+
+    def spectra(y: np.ndarray) -> None:
+        cache["mag"] = K.magnitude_spectrogram(y=y, n_fft=n_fft, hop_length=hop)
+
+    def power(y: np.ndarray) -> None:
+        cache["power"] = np.square(cache["mag"])
+
+    def mel(y: np.ndarray) -> None:
+        p = cache["power"]
+        cache["mel"] = K.power_to_db(S=(p.reshape(-1, p.shape[-1]) @ mel_t))
+
+    def mfcc(y: np.ndarray) -> None:
+        m = cache["mel"]
+        np.maximum(m, m.max() - np.float32(80.0)) @ dct_t
+
+    def tuning(y: np.ndarray) -> None:
+        K.estimate_tuning(S=cache["power"], sr=sr, bins_per_octave=config.n_chroma)
+
+    def chroma(y: np.ndarray) -> None:
+        p = cache["power"]
+        basis = K._chroma_basis_t(sr, n_fft, 0.0, config.n_chroma)
+        for i in range(p.shape[0]):
+            p[i] @ basis
+
+    def moments(y: np.ndarray) -> None:
+        m = cache["mag"]
+        m.reshape(-1, m.shape[-1]).astype(np.float64) @ K._bin_moments(m.shape[-1])
+
+    def rolloff(y: np.ndarray) -> None:
+        m = cache["mag"].reshape(-1, cache["mag"].shape[-1])
+        total = np.cumsum(m, axis=-1)
+        np.count_nonzero(total < np.float32(0.85) * total[:, -1:], axis=-1)
+
+    def zcr(y: np.ndarray) -> None:
+        K.zero_crossing_rate(y=y, frame_length=n_fft, hop_length=hop)
+
+    def rms(y: np.ndarray) -> None:
+        K.rms(y=y, frame_length=n_fft, hop_length=hop)
+
+    def summaries(y: np.ndarray) -> None:
+        frames = np.full(y.shape[0], config.n_frames)
+        K.summarize(cache["mel"].reshape(y.shape[0], config.n_frames, -1), frames)
+
+    return [
+        ("STFT: frames x window, float64 rFFT, |.| (bit for bit librosa)", spectra),
+        ("power = |S|^2", power),
+        ("mel: one product over the batch + dB", mel),
+        ("mfcc: clip 80 dB + DCT as a product", mfcc),
+        ("chroma tuning estimate (peaks in 150-4000 Hz)", tuning),
+        ("chroma filterbank products", chroma),
+        ("centroid + bandwidth: float64 moments", moments),
+        ("rolloff: float32 running sum", rolloff),
+        ("zero-crossing rate", zcr),
+        ("RMS", rms),
+        ("mean/std summaries (mel shown; all variables ~3x)", summaries),
+    ]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--segments", type=int, default=128)
+    args = parser.parse_args(argv)
+    config = FeatureConfig()
+    y = segments(args.segments, config)
+    batches = [y[i : i + BATCH_SEGMENTS] for i in range(0, args.segments, BATCH_SEGMENTS)]
+    per32 = 32 / args.segments * 1e3
+    with threadpool_limits(limits=1):
+        rows = []
+        for label, stage in stages(config):
+            def run(stage: Callable[[np.ndarray], object] = stage) -> None:
+                for batch in batches:
+                    stage(batch)
+            # stages depend on the cache of the previous one: run in order, best of 3 per stage
+            rows.append((label, best_of(3, run) * per32))
+        whole = best_of(3, lambda: [K.compute_features(b, config) for b in batches]) * per32
+    total = sum(ms for _, ms in rows)
+    print(f"per 32 segments of 3 s (96 s of audio), 1 thread, batches of {BATCH_SEGMENTS}:")
+    for label, ms in rows:
+        print(f"  {ms:6.1f} ms  {100 * ms / total:4.0f}%  {label}")
+    print(f"  {total:6.1f} ms        sum of the stages")
+    print(f"  {whole:6.1f} ms        compute_features as called ({96 / whole * 1e3:.0f}x real time)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
