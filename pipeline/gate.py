@@ -4,7 +4,8 @@ written, and wait at the gate only to write.
 The extract submits the tasks, writes the template from the client, then opens the gate (a
 ``distributed.Variable`` set to ``ok``, or ``failed`` if the template could not be written). A
 task that finishes computing before that waits; after it, the gate costs one scheduler round
-trip. Without a cluster (the synchronous runner) the template is simply written first.
+trip. Only on a cluster that lives in the client's process (a LocalCluster, which ends with
+the client); on a remote cluster, or without one, the template is simply written first.
 """
 
 from __future__ import annotations

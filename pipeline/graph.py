@@ -286,9 +286,14 @@ def extract(
         tasks = plan_tasks(layout, pending)
         report.chunks_total = layout.n_chunks
         report.chunks_skipped = layout.n_chunks - len(tasks)
-        # a new store's template is written while the first tasks decode and compute: they
-        # wait for it (through a gate on the scheduler) only to write
-        gate = TemplateGate.create(dask_client) if template is not None and tasks else None
+        # on a cluster that lives in this process, a new store's template is written while the
+        # first tasks decode and compute: they wait for it (at a gate on the scheduler) only to
+        # write. Elsewhere it is written first: a remote cluster outlives a killed client, and
+        # tasks waiting for a template that never comes would hold its workers until timeout.
+        gate = TemplateGate.create(dask_client) if template is not None and tasks and _owns_cluster(dask_client) else None
+        if template is not None and gate is None:
+            template()
+            template = None
         tasks_started = time.perf_counter()
         report.phases["prepare"] = tasks_started - started
         try:
@@ -429,6 +434,11 @@ def _write_template(store_url: str, options: Mapping[str, Any], layout: Layout, 
     group = open_group(store_url, options, mode="r+")
     group.attrs[TEMPLATE_ATTR] = "complete"
     consolidate(store_url, options)
+
+
+def _owns_cluster(client: Any | None) -> bool:
+    """Whether the client's cluster runs in this process (a LocalCluster): it ends with it."""
+    return client is not None and getattr(client, "cluster", None) is not None
 
 
 def _gated(template: Callable[[], None] | None, gate: TemplateGate | None) -> Callable[[], None] | None:

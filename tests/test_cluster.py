@@ -74,23 +74,52 @@ def test_cluster_script_stop_leaves_nothing_listening(tmp_path: Path) -> None:
 
 
 def test_a_template_that_cannot_be_written_fails_the_waiting_tasks_fast(
-    dask_cluster: str, corpus: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    corpus: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Chunk tasks compute while the client writes a new store's template and wait for it only
-    to write: if the template fails, the extract reports that error and no task hangs."""
-    from distributed import Client
+    """On a cluster of this process, chunk tasks compute while the client writes a new store's
+    template and wait for it only to write: if the template fails, the extract reports that
+    error and no task hangs at the gate."""
+    from distributed import Client, LocalCluster
 
-    from pipeline import graph
+    from pipeline import gate, graph
 
     def broken(*args: object, **kwargs: object) -> None:
         raise OSError("disk full while writing the template")
 
+    gates: list[object] = []
+    create = gate.TemplateGate.create
+
+    def spy(client: object) -> object:
+        gates.append(create(client))
+        return gates[-1]
+
     monkeypatch.setattr(graph, "_write_template", broken)
-    with Client(dask_cluster) as client:
+    monkeypatch.setattr(graph.TemplateGate, "create", staticmethod(spy))
+    # in-process (inproc:// transport, no listener): the cluster lives in this process
+    with LocalCluster(n_workers=1, threads_per_worker=1, processes=False, dashboard_address=None) as cluster, \
+            Client(cluster) as client:
         t0 = time.monotonic()
         with pytest.raises(OSError, match="disk full"):
             graph.extract([corpus], str(tmp_path / "s.zarr"), client=client, progress=False)
         assert time.monotonic() - t0 < 60
+    assert len(gates) == 1 and gates[0] is not None
+
+
+def test_on_a_remote_cluster_the_template_is_written_before_any_task(
+    dask_cluster: str, corpus: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A remote cluster outlives a killed client: its tasks must never wait for a template."""
+    from distributed import Client
+
+    from pipeline import graph
+
+    def no_gate(client: object) -> None:
+        raise AssertionError("no gate on a remote cluster")
+
+    monkeypatch.setattr(graph.TemplateGate, "create", staticmethod(no_gate))
+    with Client(dask_cluster) as client:
+        report = graph.extract([corpus], str(tmp_path / "s.zarr"), CONFIG, client=client, progress=False)
+    assert report.chunks_computed == report.chunks_total > 0
 
 
 def test_tasks_wait_at_the_template_gate_until_it_opens(dask_cluster: str) -> None:
