@@ -125,8 +125,8 @@ class FeatureConfig:
 
     @property
     def n_frames(self) -> int:
-        """STFT frames per segment (``center=True``)."""
-        return 1 + self.segment_samples // self.hop_length
+        """STFT frames per segment (``center=True``: padded by ``n_fft // 2`` on both sides)."""
+        return 1 + (self.segment_samples + 2 * (self.n_fft // 2) - self.n_fft) // self.hop_length
 
     @property
     def n_freq(self) -> int:

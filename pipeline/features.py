@@ -97,6 +97,7 @@ def _spectrum_blocks(y: np.ndarray, n_fft: int, hop_length: int, n_frames: int |
     frames = _frames(y, n_fft, hop_length)
     total = frames.shape[1] if n_frames is None else min(n_frames, frames.shape[1])
     window = _window(n_fft)
+    fft = librosa.get_fftlib()  # librosa's own FFT (numpy.fft unless set_fftlib): the same bits
     block = max(1, _FFT_BLOCK_BYTES // (8 * n_fft))
     live = live_frames(y, n_fft, hop_length) if live is None else live
     for i, n_live in enumerate(np.minimum(live, total).tolist()):
@@ -104,7 +105,7 @@ def _spectrum_blocks(y: np.ndarray, n_fft: int, hop_length: int, n_frames: int |
             yield i, slice(n_live, total), np.zeros((total - n_live, 1 + n_fft // 2), dtype=np.complex64)
         for start in range(0, n_live, block):
             rows = slice(start, min(start + block, n_live))
-            yield i, rows, scipy.fft.rfft(frames[i, rows] * window, axis=-1).astype(np.complex64)
+            yield i, rows, fft.rfft(frames[i, rows] * window, axis=-1).astype(np.complex64)
 
 
 def stft(*, y: np.ndarray, n_fft: int = 2048, hop_length: int = 512) -> np.ndarray:
@@ -377,7 +378,7 @@ def compute_features(y: np.ndarray, config: FeatureConfig) -> dict[str, np.ndarr
         n_frames = config.n_frames
         live = live_frames(y, config.n_fft, config.hop_length)
         magnitude = magnitude_spectrogram(y=y, n_fft=config.n_fft, hop_length=config.hop_length,
-                                          n_frames=max(1, int(live.max())), live=live)
+                                          n_frames=max(1, int(live.max(initial=0))), live=live)
         power = np.square(magnitude)
         n, t, n_freq = power.shape
         if "spectrogram" in feats:
@@ -414,6 +415,8 @@ _SILENT_DB = float(10.0 * np.log10(np.float32(_AMIN_POWER)))
 def _extend(values: np.ndarray, n_frames: int, fill: float) -> np.ndarray:
     """``values`` ``(n, frames[, bins])`` padded along frames to ``n_frames`` with ``fill``."""
     if values.shape[1] >= n_frames:
+        if values.shape[1] != n_frames:
+            raise ValueError(f"Expected at most {n_frames} frames, got {values.shape[1]}")
         return values
     out = np.empty((values.shape[0], n_frames, *values.shape[2:]), dtype=np.float32)
     out[:, : values.shape[1]] = values

@@ -254,28 +254,29 @@ def extract(
 
     report = ExtractReport(store=store_url)
     template: Callable[[], None] | None = None
-    # chunk and probe tasks go to the cluster explicitly; what this process reads of the store
-    # (coordinates, reports) is small and read here, not through the cluster's scheduler
-    with _cluster(client, scheduler, workers, out) as dask_client, dask.config.set(scheduler="synchronous"):
+    with _cluster(client, scheduler, workers, out) as dask_client:
         runner = _Runner(dask_client)
         if existing:
-            _rollback_unfinished_append(store_url, options)
-            ds = open_raw(store_url, options)
-            known = set(as_text(ds["file_path"]))
-            new = [u for u in uris if u not in known]
-            layout = _layout_from_store(ds)
-            done = np.asarray(ds["chunk_done"].values).astype(bool)
-            print(f"resuming: {int(done.sum())} of {done.size} chunks done", file=out)
-            stored = dict(zip(as_text(ds["file_path"]), as_text(ds["file_fingerprint"]), strict=True))
-            changed = [u for u in uris if stored.get(u) and fingerprint(u, options) != stored[u]]
-            if changed:
-                print(f"note: {len(changed)} input files changed since they were extracted (first: {changed[0]}); "
-                      "they are not re-extracted: `info` lists them, --overwrite rebuilds the store", file=out)
-            if new:
-                entries = _manifest(runner, new, options, assigned)
-                layout = _append(store_url, options, layout, entries, config)
-                print(f"appending {len(new)} new files ({layout.n_chunks - done.size} new chunks)", file=out)
-                done = np.concatenate([done, np.zeros(layout.n_chunks - done.size, dtype=bool)])
+            # what this process reads of the store (coordinates, reports) is small: read
+            # here, not through the cluster's scheduler (chunk and probe tasks go there explicitly)
+            with dask.config.set(scheduler="synchronous"):
+                _rollback_unfinished_append(store_url, options)
+                ds = open_raw(store_url, options)
+                known = set(as_text(ds["file_path"]))
+                new = [u for u in uris if u not in known]
+                layout = _layout_from_store(ds)
+                done = np.asarray(ds["chunk_done"].values).astype(bool)
+                print(f"resuming: {int(done.sum())} of {done.size} chunks done", file=out)
+                stored = dict(zip(as_text(ds["file_path"]), as_text(ds["file_fingerprint"]), strict=True))
+                changed = [u for u in uris if stored.get(u) and fingerprint(u, options) != stored[u]]
+                if changed:
+                    print(f"note: {len(changed)} input files changed since they were extracted (first: {changed[0]}); "
+                          "they are not re-extracted: `info` lists them, --overwrite rebuilds the store", file=out)
+                if new:
+                    entries = _manifest(runner, new, options, assigned)
+                    layout = _append(store_url, options, layout, entries, config)
+                    print(f"appending {len(new)} new files ({layout.n_chunks - done.size} new chunks)", file=out)
+                    done = np.concatenate([done, np.zeros(layout.n_chunks - done.size, dtype=bool)])
             pending = [int(c) for c in np.flatnonzero(~done)]
         else:
             entries = _manifest(runner, uris, options, assigned)
@@ -301,7 +302,10 @@ def extract(
                        gate=gate.name if gate else None, meanwhile=_gated(template, gate))
         except BaseException:
             if gate is not None and not gate.opened:
-                gate.open(ok=False)
+                # tasks still running fail fast at the gate; the gate is left for them to read.
+                # If the scheduler is gone too, the original error is the one to report.
+                with contextlib.suppress(Exception):
+                    gate.open(ok=False)
             raise
         if gate is not None:
             gate.close()
@@ -437,8 +441,13 @@ def _write_template(store_url: str, options: Mapping[str, Any], layout: Layout, 
 
 
 def _owns_cluster(client: Any | None) -> bool:
-    """Whether the client's cluster runs in this process (a LocalCluster): it ends with it."""
-    return client is not None and getattr(client, "cluster", None) is not None
+    """Whether the client's cluster is a LocalCluster of this process, which ends with it
+    (a Kubernetes, SSH or jobqueue cluster object outlives a killed client)."""
+    if client is None or getattr(client, "cluster", None) is None:
+        return False
+    from distributed import LocalCluster
+
+    return isinstance(client.cluster, LocalCluster)
 
 
 def _gated(template: Callable[[], None] | None, gate: TemplateGate | None) -> Callable[[], None] | None:

@@ -95,8 +95,9 @@ def test_a_template_that_cannot_be_written_fails_the_waiting_tasks_fast(
 
     monkeypatch.setattr(graph, "_write_template", broken)
     monkeypatch.setattr(graph.TemplateGate, "create", staticmethod(spy))
-    # in-process (inproc:// transport, no listener): the cluster lives in this process
-    with LocalCluster(n_workers=1, threads_per_worker=1, processes=False, dashboard_address=None) as cluster, \
+    # a cluster object of this process (its workers are child processes, on loopback); not
+    # processes=False: a task's worker client would then become this process's default
+    with LocalCluster(n_workers=1, threads_per_worker=1, host="127.0.0.1", dashboard_address="127.0.0.1:0") as cluster, \
             Client(cluster) as client:
         t0 = time.monotonic()
         with pytest.raises(OSError, match="disk full"):

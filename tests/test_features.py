@@ -20,6 +20,8 @@ CONFIGS = {
     "sr16k-mels64": FeatureConfig(sr=16000, n_mels=64, n_mfcc=13, features=ALL_FEATURES),
     # frames not a whole number of hops: the running-sum path of ZCR and RMS
     "nfft2000-hop441": FeatureConfig(n_fft=2000, hop_length=441, features=ALL_FEATURES),
+    # odd n_fft with a hop that divides the segment: one frame fewer than 1 + samples // hop
+    "nfft1023-hop441": FeatureConfig(n_fft=1023, hop_length=441, features=ALL_FEATURES),
     "segment30s": FeatureConfig(segment_seconds=30.0, features=("mel", "mfcc", "chroma", "spectral", "zcr", "rms")),
 }
 
