@@ -13,11 +13,17 @@ __all__ = [
     "DEFAULT_FEATURES",
     "FeatureConfig",
     "parse_features",
+    "stft_frames",
 ]
 
 #: Feature families, in store order. ``spectral`` expands to centroid, bandwidth, rolloff.
 ALL_FEATURES: tuple[str, ...] = ("spectrogram", "mel", "mfcc", "chroma", "spectral", "zcr", "rms")
 DEFAULT_FEATURES: tuple[str, ...] = ("mel", "mfcc", "chroma", "spectral", "zcr", "rms")
+
+
+def stft_frames(n_samples: int, n_fft: int, hop_length: int) -> int:
+    """Frames of a ``center=True`` STFT of ``n_samples``: padded by ``n_fft // 2`` on both sides."""
+    return 1 + (n_samples + 2 * (n_fft // 2) - n_fft) // hop_length
 
 
 def parse_features(value: str | tuple[str, ...] | list[str]) -> tuple[str, ...]:
@@ -125,8 +131,8 @@ class FeatureConfig:
 
     @property
     def n_frames(self) -> int:
-        """STFT frames per segment (``center=True``: padded by ``n_fft // 2`` on both sides)."""
-        return 1 + (self.segment_samples + 2 * (self.n_fft // 2) - self.n_fft) // self.hop_length
+        """STFT frames per segment."""
+        return stft_frames(self.segment_samples, self.n_fft, self.hop_length)
 
     @property
     def n_freq(self) -> int:

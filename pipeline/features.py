@@ -21,7 +21,7 @@ import scipy.fft
 from librosa.core.pitch import _parabolic_interpolation
 from numpy.lib.stride_tricks import sliding_window_view
 
-from .config import FeatureConfig
+from .config import FeatureConfig, stft_frames
 
 __all__ = [
     "SUMMARY_STATS",
@@ -74,7 +74,7 @@ def live_frames(y: np.ndarray, n_fft: int, hop_length: int) -> np.ndarray:
     every spectral feature of them is a constant, so the kernels skip them.
     """
     y = _check_batch(y)
-    n_frames = 1 + (y.shape[-1] + 2 * (n_fft // 2) - n_fft) // hop_length
+    n_frames = stft_frames(y.shape[-1], n_fft, hop_length)
     live = np.full(y.shape[0], n_frames, dtype=np.int64)
     padded = np.flatnonzero(y[:, -1] == 0)
     if padded.size:
@@ -119,7 +119,7 @@ def stft(*, y: np.ndarray, n_fft: int = 2048, hop_length: int = 512) -> np.ndarr
     np.ndarray [shape=(n, frames, 1 + n_fft // 2)], complex64, bit for bit librosa's
     """
     y = _check_batch(y)
-    n_frames = 1 + (y.shape[-1] + 2 * (n_fft // 2) - n_fft) // hop_length
+    n_frames = stft_frames(y.shape[-1], n_fft, hop_length)
     out = np.empty((y.shape[0], n_frames, 1 + n_fft // 2), dtype=np.complex64)
     for i, rows, spectra in _spectrum_blocks(y, n_fft, hop_length):
         out[i, rows] = spectra
@@ -130,7 +130,7 @@ def magnitude_spectrogram(*, y: np.ndarray, n_fft: int = 2048, hop_length: int =
                           live: np.ndarray | None = None) -> np.ndarray:
     """``np.abs(stft(y))[:, :n_frames]`` without holding the complex spectra: ``(n, frames, freq)`` float32."""
     y = _check_batch(y)
-    total = 1 + (y.shape[-1] + 2 * (n_fft // 2) - n_fft) // hop_length
+    total = stft_frames(y.shape[-1], n_fft, hop_length)
     n_frames = total if n_frames is None else min(n_frames, total)
     out = np.empty((y.shape[0], n_frames, 1 + n_fft // 2), dtype=np.float32)
     for i, rows, spectra in _spectrum_blocks(y, n_fft, hop_length, n_frames, live):
@@ -145,10 +145,14 @@ def power_to_db(*, S: np.ndarray, top_db: float | None = None) -> np.ndarray:
     """
     log_spec: np.ndarray = np.log10(np.maximum(S, np.float32(_AMIN_POWER)))
     log_spec *= 10.0
-    if top_db is not None:
-        peak = log_spec.max(axis=tuple(range(1, S.ndim)), keepdims=True)
-        np.maximum(log_spec, peak - top_db, out=log_spec)
-    return log_spec
+    return log_spec if top_db is None else _clip_top_db(log_spec, top_db)
+
+
+def _clip_top_db(log_spec: np.ndarray, top_db: float) -> np.ndarray:
+    """dB values floored at ``top_db`` below each segment's maximum (axis 0 is the batch)."""
+    peak = log_spec.max(axis=tuple(range(1, log_spec.ndim)), keepdims=True)
+    clipped: np.ndarray = np.maximum(log_spec, peak - top_db)
+    return clipped
 
 
 def estimate_tuning(*, S: np.ndarray, sr: int, bins_per_octave: int = 12) -> np.ndarray:
@@ -391,8 +395,7 @@ def compute_features(y: np.ndarray, config: FeatureConfig) -> dict[str, np.ndarr
                 out["mel"] = mel_db
             if "mfcc" in feats:
                 # top_db clips at each segment's peak, over all its frames (silent ones included)
-                peak = mel_db.max(axis=(1, 2), keepdims=True)
-                clipped = np.maximum(mel_db, peak - np.float32(80.0))
+                clipped = _clip_top_db(mel_db, 80.0)
                 dct = _dct_t(config.n_mels, config.n_mfcc)
                 out["mfcc"] = (clipped.reshape(n * n_frames, config.n_mels) @ dct).reshape(n, n_frames, config.n_mfcc)
         if "chroma" in feats:

@@ -44,11 +44,8 @@ class TemplateGate:
         self.opened = True
 
     def close(self) -> None:
-        """Remove the gate once every task is done; tasks left waiting (after an error) are
-        sent through as failed instead, since they may still ask."""
-        if not self.opened:
-            self.open(ok=False)
-            return
+        """Remove the gate once every task is done (after an error it is left, failed, for
+        tasks that may still ask)."""
         self._variable().delete()
 
 

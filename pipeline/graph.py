@@ -292,14 +292,16 @@ def extract(
         # write. Elsewhere it is written first: a remote cluster outlives a killed client, and
         # tasks waiting for a template that never comes would hold its workers until timeout.
         gate = TemplateGate.create(dask_client) if template is not None and tasks and _owns_cluster(dask_client) else None
+        meanwhile = None
         if template is not None and gate is None:
             template()
-            template = None
+        elif template is not None and gate is not None:
+            meanwhile = functools.partial(_template_then_open, template, gate)
         tasks_started = time.perf_counter()
         report.phases["prepare"] = tasks_started - started
         try:
             _run_tasks(runner, tasks, store_url, config, options, progress, out, report,
-                       gate=gate.name if gate else None, meanwhile=_gated(template, gate))
+                       gate=gate.name if gate else None, meanwhile=meanwhile)
         except BaseException:
             if gate is not None and not gate.opened:
                 # tasks still running fail fast at the gate; the gate is left for them to read.
@@ -450,22 +452,10 @@ def _owns_cluster(client: Any | None) -> bool:
     return isinstance(client.cluster, LocalCluster)
 
 
-def _gated(template: Callable[[], None] | None, gate: TemplateGate | None) -> Callable[[], None] | None:
-    """The template write that opens (or, failing, fails) the gate the tasks wait at."""
-    if template is None:
-        return None
-
-    def write() -> None:
-        try:
-            template()
-        except BaseException:
-            if gate is not None:
-                gate.open(ok=False)
-            raise
-        if gate is not None:
-            gate.open(ok=True)
-
-    return write
+def _template_then_open(template: Callable[[], None], gate: TemplateGate) -> None:
+    """Write the template, then open the gate the tasks wait at (a failure fails it: extract)."""
+    template()
+    gate.open(ok=True)
 
 
 def _run_tasks(
