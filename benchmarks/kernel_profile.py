@@ -20,7 +20,7 @@ from threadpoolctl import threadpool_limits
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from run import best_of, segments
+from run import best_of, segments, time_kernels
 
 from pipeline import FeatureConfig
 from pipeline import features as K
@@ -107,7 +107,7 @@ def main(argv: list[str] | None = None) -> int:
                     stage(batch)
             # stages depend on the cache of the previous one: run in order, best of 3 per stage
             rows.append((label, best_of(3, run) * per32))
-        whole = best_of(3, lambda: [K.compute_features(b, config) for b in batches]) * per32
+        whole = time_kernels(y, config, repeat=3) * per32
     total = sum(ms for _, ms in rows)
     print(f"per 32 segments of 3 s (96 s of audio), 1 thread, batches of {BATCH_SEGMENTS}:")
     for label, ms in rows:

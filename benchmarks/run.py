@@ -60,13 +60,19 @@ def best_of(repeat: int, func: object) -> float:
     return min(times)
 
 
+def time_kernels(y: np.ndarray, config: FeatureConfig, repeat: int) -> float:
+    """Best time of ``compute_features`` over ``y`` in the chunk tasks' batches."""
+    return best_of(repeat, lambda: [compute_features(y[i : i + BATCH_SEGMENTS], config)
+                                    for i in range(0, len(y), BATCH_SEGMENTS)])
+
+
 def kernels(n: int) -> float:
     config = FeatureConfig()
     y = segments(n, config)
     audio = n * config.segment_seconds
     with threadpool_limits(limits=1):
         t_naive = best_of(2, lambda: [naive_librosa(seg, config) for seg in y])
-        t_ours = best_of(3, lambda: [compute_features(y[i : i + BATCH_SEGMENTS], config) for i in range(0, n, BATCH_SEGMENTS)])
+        t_ours = time_kernels(y, config, repeat=3)
     print(f"kernels: {t_naive / t_ours:.2f}x naive librosa per core (target >= 5x); "
           f"ours {audio / t_ours:.0f}x real time, naive {audio / t_naive:.0f}x real time ({n} segments of 3 s, 1 thread)")
     return audio / t_ours
@@ -80,7 +86,7 @@ def corpus_kernels(corpus: Path) -> float:
     n = config.segment_samples
     y = np.concatenate([clip[: len(clip) // n * n].reshape(-1, n) for clip in clips])
     with threadpool_limits(limits=1):
-        t = best_of(2, lambda: [compute_features(y[i : i + BATCH_SEGMENTS], config) for i in range(0, len(y), BATCH_SEGMENTS)])
+        t = time_kernels(y, config, repeat=2)
     return len(y) * config.segment_seconds / t
 
 
