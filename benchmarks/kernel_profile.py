@@ -42,11 +42,12 @@ def stages(config: FeatureConfig) -> list[tuple[str, Callable[[np.ndarray], obje
 
     def mel(y: np.ndarray) -> None:
         p = cache["power"]
-        cache["mel"] = K.power_to_db(S=(p.reshape(-1, p.shape[-1]) @ mel_t))
+        cache["live"] = np.full(p.shape[0], p.shape[1])
+        cache["mel"] = K.power_to_db(S=K._per_segment_product(p, mel_t, cache["live"]))
 
     def mfcc(y: np.ndarray) -> None:
         m = cache["mel"]
-        np.maximum(m, m.max() - np.float32(80.0)) @ dct_t
+        K._per_segment_product(np.maximum(m, m.max() - np.float32(80.0)), dct_t, cache["live"])
 
     def tuning(y: np.ndarray) -> None:
         K.estimate_tuning(S=cache["power"], sr=sr, bins_per_octave=config.n_chroma)
@@ -54,12 +55,11 @@ def stages(config: FeatureConfig) -> list[tuple[str, Callable[[np.ndarray], obje
     def chroma(y: np.ndarray) -> None:
         p = cache["power"]
         basis = K._chroma_basis_t(sr, n_fft, 0.0, config.n_chroma)
-        for i in range(p.shape[0]):
-            p[i] @ basis
+        K._per_segment_product(p, basis, cache["live"])
 
     def moments(y: np.ndarray) -> None:
         m = cache["mag"]
-        m.reshape(-1, m.shape[-1]).astype(np.float64) @ K._bin_moments(m.shape[-1])
+        K._per_segment_product(m.astype(np.float64), K._bin_moments(m.shape[-1]), cache["live"], dtype=np.float64)
 
     def rolloff(y: np.ndarray) -> None:
         m = cache["mag"].reshape(-1, cache["mag"].shape[-1])
@@ -79,8 +79,8 @@ def stages(config: FeatureConfig) -> list[tuple[str, Callable[[np.ndarray], obje
     return [
         ("STFT: frames x window, float64 rFFT, |.| (bit for bit librosa)", spectra),
         ("power = |S|^2", power),
-        ("mel: one product over the batch + dB", mel),
-        ("mfcc: clip 80 dB + DCT as a product", mfcc),
+        ("mel: one product per segment + dB", mel),
+        ("mfcc: clip 80 dB + DCT, a product per segment", mfcc),
         ("chroma tuning estimate (peaks in 150-4000 Hz)", tuning),
         ("chroma filterbank products", chroma),
         ("centroid + bandwidth: float64 moments", moments),

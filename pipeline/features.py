@@ -254,6 +254,30 @@ def _bin_moments(n_freq: int) -> np.ndarray:
     return out
 
 
+def _per_segment_product(x: np.ndarray, basis: np.ndarray, live: np.ndarray, *, dtype: type = np.float32) -> np.ndarray:
+    """``x[i, :live[i]] @ basis`` for each segment ``i``, zero past its live frames.
+
+    One BLAS product per segment, over that segment's own frames only: which rows of a product
+    fall in a BLAS kernel's main block and which in its tail (they can round differently) is
+    then a function of the segment alone, never of the batch it came in. A segment's features
+    are the same bits whatever batch, chunk or run computes them (on one machine).
+
+    Parameters
+    ----------
+    x : np.ndarray [shape=(n, frames, k)]
+    basis : np.ndarray [shape=(k, m)]
+    live : np.ndarray [shape=(n,)] int, frames of each segment to transform
+    Returns
+    -------
+    np.ndarray [shape=(n, frames, m)] of ``dtype``
+    """
+    out = np.zeros((*x.shape[:-1], basis.shape[-1]), dtype=dtype)
+    for i, k in enumerate(np.minimum(live, x.shape[1]).tolist()):
+        if k:
+            np.matmul(x[i, :k], basis, out=out[i, :k])
+    return out
+
+
 def _frame_sums(values: np.ndarray, *, frame_length: int, hop_length: int, n_frames: int) -> np.ndarray:
     """Sum of ``values[..., t*hop : t*hop + frame_length]`` for each frame ``t``, in float64.
 
@@ -314,19 +338,19 @@ def zero_crossing_rate(*, y: np.ndarray, frame_length: int = 2048, hop_length: i
     return (counts / frame_length).astype(np.float32)
 
 
-def _spectral(magnitude: np.ndarray, config: FeatureConfig) -> dict[str, np.ndarray]:
+def _spectral(magnitude: np.ndarray, live: np.ndarray, config: FeatureConfig) -> dict[str, np.ndarray]:
     """Centroid, bandwidth (p=2) and rolloff (0.85) from the magnitude spectrogram ``(n, frames, freq)``.
 
     The moments are one float64 product of the spectra with the columns 1, k, k^2 (k the bin):
     each product of a float32 value with a bin index is exact in float64, so bandwidth^2 =
     E[f^2] - centroid^2 loses nothing to cancellation that matters (1e-9 relative of librosa's
-    direct formula). The rolloff keeps librosa's float32 running sum: at its 85% threshold the
+    direct formula); one product per segment (:func:`_per_segment_product`). The rolloff keeps librosa's float32 running sum: at its 85% threshold the
     last bit decides the bin.
     """
     n, t, n_freq = magnitude.shape
     bin_hz = config.sr / config.n_fft
     flat = magnitude.reshape(n * t, n_freq)
-    moments = flat.astype(np.float64) @ _bin_moments(n_freq)
+    moments = _per_segment_product(magnitude.astype(np.float64), _bin_moments(n_freq), live, dtype=np.float64).reshape(n * t, 3)
     norm, m1, m2 = moments[:, 0], moments[:, 1], moments[:, 2]
     silent = norm < _TINY32  # librosa leaves such frames unnormalised: all zero
     safe = np.where(silent, 1.0, norm)
@@ -346,12 +370,14 @@ def _spectral(magnitude: np.ndarray, config: FeatureConfig) -> dict[str, np.ndar
     }
 
 
-def _chroma(power: np.ndarray, config: FeatureConfig) -> np.ndarray:
-    """``chroma_stft`` from the power spectra ``(n, frames, freq)``: each segment's own tuning."""
+def _chroma(power: np.ndarray, live: np.ndarray, config: FeatureConfig) -> np.ndarray:
+    """``chroma_stft`` from the power spectra ``(n, frames, freq)``: each segment's own tuning,
+    each segment's own product over its live frames (zero past them)."""
     tunings = estimate_tuning(S=power, sr=config.sr, bins_per_octave=config.n_chroma)
-    chroma = np.empty((*power.shape[:-1], config.n_chroma), dtype=np.float32)
-    for i, tuning in enumerate(tunings):
-        np.matmul(power[i], _chroma_basis_t(config.sr, config.n_fft, float(tuning), config.n_chroma), out=chroma[i])
+    chroma = np.zeros((*power.shape[:-1], config.n_chroma), dtype=np.float32)
+    for i, (tuning, k) in enumerate(zip(tunings.tolist(), np.minimum(live, power.shape[1]).tolist(), strict=True)):
+        if k:
+            np.matmul(power[i, :k], _chroma_basis_t(config.sr, config.n_fft, float(tuning), config.n_chroma), out=chroma[i, :k])
     peak = chroma.max(axis=-1, keepdims=True)  # the filters and the power are >= 0
     chroma /= np.where(peak < _TINY32, np.float32(1.0), peak)
     return chroma
@@ -384,12 +410,12 @@ def compute_features(y: np.ndarray, config: FeatureConfig) -> dict[str, np.ndarr
         magnitude = magnitude_spectrogram(y=y, n_fft=config.n_fft, hop_length=config.hop_length,
                                           n_frames=max(1, int(live.max(initial=0))), live=live)
         power = np.square(magnitude)
-        n, t, n_freq = power.shape
+        n = power.shape[0]
         if "spectrogram" in feats:
             out["spectrogram"] = _extend(power_to_db(S=power), n_frames, _SILENT_DB)
         if feats & {"mel", "mfcc"}:
             basis = _mel_basis_t(config.sr, config.n_fft, config.n_mels, config.fmin, float(config.fmax or config.sr / 2))
-            mel_power = (power.reshape(n * t, n_freq) @ basis).reshape(n, t, config.n_mels)
+            mel_power = _per_segment_product(power, basis, live)
             mel_db = _extend(power_to_db(S=mel_power), n_frames, _SILENT_DB)
             if "mel" in feats:
                 out["mel"] = mel_db
@@ -397,11 +423,12 @@ def compute_features(y: np.ndarray, config: FeatureConfig) -> dict[str, np.ndarr
                 # top_db clips at each segment's peak, over all its frames (silent ones included)
                 clipped = _clip_top_db(mel_db, 80.0)
                 dct = _dct_t(config.n_mels, config.n_mfcc)
-                out["mfcc"] = (clipped.reshape(n * n_frames, config.n_mels) @ dct).reshape(n, n_frames, config.n_mfcc)
+                # every segment's product has the config's shape: its bits are the segment's own
+                out["mfcc"] = _per_segment_product(clipped, dct, np.full(n, n_frames))
         if "chroma" in feats:
-            out["chroma"] = _extend(_chroma(power, config), n_frames, 0.0)
+            out["chroma"] = _extend(_chroma(power, live, config), n_frames, 0.0)
         if "spectral" in feats:
-            out.update({name: _extend(values, n_frames, 0.0) for name, values in _spectral(magnitude, config).items()})
+            out.update({name: _extend(values, n_frames, 0.0) for name, values in _spectral(magnitude, live, config).items()})
     if "zcr" in feats:
         out["zero_crossing_rate"] = zero_crossing_rate(
             y=y, frame_length=config.n_fft, hop_length=config.hop_length

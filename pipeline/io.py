@@ -2,9 +2,10 @@
 
 Decoding reproduces ``librosa.load(uri, sr=SR, mono=True)``: soundfile reads float32 frames,
 channels are averaged, and soxr (``soxr_hq``) resamples to ``SR`` with the output length
-``ceil(frames * SR / native_sr)``. A range of a long file is decoded with a short context on
-both sides, aligned to the resampling ratio, so it matches the whole-file result to float32
-rounding while memory stays bounded by the range.
+``ceil(frames * SR / native_sr)``. A long file is resampled in fixed tiles, each with a short
+context on both sides, aligned to the resampling ratio: it matches the whole-file result to
+float32 rounding, memory stays bounded by the range, and a sample's bits do not depend on which
+range asked for it.
 """
 
 from __future__ import annotations
@@ -59,6 +60,8 @@ CREDENTIAL_KEYS: frozenset[str] = frozenset(
 )
 _LOSSY: frozenset[str] = frozenset({".mp3", ".ogg", ".oga", ".opus", ".m4a", ".aac", ".wma", ".webm", ".mp4"})
 _CONTEXT_SECONDS = 0.1
+#: a resampled file longer than this is resampled in tiles of this length (decode_range)
+_TILE_SECONDS = 20.0
 _BLOCK_FRAMES = 1 << 18
 _SMALL_BLOCK_FRAMES = 1 << 12
 
@@ -325,6 +328,11 @@ def decode_range(
 ) -> Decoded:
     """Decode output samples ``[start, stop)`` of ``librosa.load(uri, sr=sr, mono=True)``.
 
+    At the native rate the range is read exactly. A resampled file longer than one tile
+    (``_TILE_SECONDS``) is resampled a fixed tile at a time, each tile from its own window of
+    the file with context on both sides: a sample's value is a function of the file and its
+    tile alone, the same bits whichever range (chunk, run, ``segment_chunk``) asks for it.
+
     Parameters
     ----------
     start, stop : sample indices at ``sr``; ``stop=None`` means to the end of the file.
@@ -336,24 +344,67 @@ def decode_range(
     stop = total_out if stop is None else min(stop, total_out)
     if not 0 <= start < stop:
         raise DecodeError(f"Expected 0 <= start < stop <= {total_out}, got [{start}, {stop})")
-    whole = start == 0 and stop == total_out
+    ext = os.path.splitext(uri.split("?", 1)[0])[1].lower()
     if native_sr == sr:
-        native_start, native_stop, out_offset = start, stop, 0
+        window = _decode_window(uri, ext, storage_options, native_sr, sr, declared_frames, start, stop, start, stop)
+        return Decoded(y=window.y, native_frames_read=window.native_end, warning=window.warning)
+    tile = _tile_samples(native_sr, sr)
+    tiles = [(0, total_out)] if total_out <= tile else [
+        (k * tile, min((k + 1) * tile, total_out)) for k in range(start // tile, -(-stop // tile))
+    ]
+    parts: list[np.ndarray] = []
+    resample_seconds, native_end, warning = 0.0, 0, ""
+    for a, b in tiles:
+        lo, hi = max(a, start), min(b, stop)
+        window = _decode_window(uri, ext, storage_options, native_sr, sr, declared_frames, a, hi, lo, hi)
+        parts.append(window.y)
+        resample_seconds += window.resample_seconds
+        native_end, warning = window.native_end, window.warning
+        if warning or window.y.size < hi - lo:
+            break  # the data ends inside this tile: the later ones hold nothing
+    y = np.concatenate(parts) if len(parts) > 1 else parts[0]
+    return Decoded(y=np.ascontiguousarray(y, dtype=np.float32), native_frames_read=native_end, warning=warning,
+                   resample_seconds=resample_seconds)
+
+
+def _tile_samples(native_sr: int, sr: int) -> int:
+    """Output samples per resampling tile: about ``_TILE_SECONDS``, a whole number of ratio steps."""
+    step_out = sr // math.gcd(native_sr, sr)
+    return max(1, round(_TILE_SECONDS * sr / step_out)) * step_out
+
+
+@dataclass(frozen=True)
+class _Window:
+    y: np.ndarray
+    native_end: int
+    warning: str
+    resample_seconds: float
+
+
+def _decode_window(uri: str, ext: str, storage_options: Mapping[str, Any] | None, native_sr: int, sr: int,
+                   declared_frames: int, begin: int, end: int, lo: int, hi: int) -> _Window:
+    """Output samples ``[lo, hi)`` of the stream that resamples the file from output sample
+    ``begin`` (less context) to ``end`` (plus context, or the file's end when that is near).
+
+    The stream's start alone fixes the bits of every sample it yields before its last context;
+    ``begin`` is a tile's start (or ``lo`` itself at the native rate, where nothing is resampled).
+    """
+    total_out = resampled_length(declared_frames, native_sr, sr)
+    if native_sr == sr:
+        native_start, native_stop, out_a = lo, hi, lo
     else:
         g = math.gcd(native_sr, sr)
         step_in, step_out = native_sr // g, sr // g
         context = int(_CONTEXT_SECONDS * sr)
-        out_a = 0 if whole else max(0, (start - context) // step_out * step_out)
+        out_a = 0 if begin == 0 else max(0, (begin - context) // step_out * step_out)
         native_start = out_a // step_out * step_in
-        if whole or stop + context >= total_out:
+        if end + context >= total_out:
             native_stop = declared_frames  # the file's end: resample it as a whole file would
         else:
-            native_stop = min(declared_frames, -(-(stop + context) // step_out) * step_in)
-        out_offset = start - out_a
-    ext = os.path.splitext(uri.split("?", 1)[0])[1].lower()
+            native_stop = min(declared_frames, -(-(end + context) // step_out) * step_in)
     blocks = _ffmpeg_blocks if ext in _FFMPEG_ONLY else _soundfile_blocks
     # streaming: native blocks -> mono -> soxr.ResampleStream (bit-identical to one-shot soxr),
-    # so memory holds the requested range at the target rate plus one native block
+    # so memory holds the window at the target rate plus one native block
     stream = None if native_sr == sr else soxr.ResampleStream(native_sr, sr, 1, dtype="float32", quality="soxr_hq")
     parts: list[np.ndarray] = []
     read = 0
@@ -389,9 +440,10 @@ def decode_range(
             )
     y = np.concatenate(parts) if parts else np.zeros(0, dtype=np.float32)
     if stream is not None:
-        # interior ranges are aligned to the ratio, so this equals the whole-file sizing
-        y = _fix_length(y, resampled_length(read, native_sr, sr))[out_offset : out_offset + (stop - start)]
-    return Decoded(y=np.ascontiguousarray(y, dtype=np.float32), native_frames_read=native_start + read, warning=warning,
+        # windows are aligned to the ratio, so this equals the whole-file sizing
+        y = _fix_length(y, resampled_length(read, native_sr, sr))
+    y = y[lo - out_a : hi - out_a]
+    return _Window(y=np.ascontiguousarray(y, dtype=np.float32), native_end=native_start + read, warning=warning,
                    resample_seconds=resample_seconds)
 
 

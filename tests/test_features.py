@@ -87,14 +87,65 @@ def test_stft_is_librosa_bit_for_bit(rng: np.random.Generator, n_fft: int, hop: 
     np.testing.assert_array_equal(ours, np.swapaxes(theirs, 1, 2))
 
 
-def test_batch_equals_single_segments(rng: np.random.Generator) -> None:
-    config = FeatureConfig()
-    batch = rng.normal(0, 0.1, (3, config.segment_samples)).astype(np.float32)
-    together = compute_features(batch, config)
-    for i in range(3):
-        alone = compute_features(batch[i : i + 1], config)
-        for var in together:
-            np.testing.assert_allclose(together[var][i], alone[var][0], rtol=1e-5, atol=1e-5)
+def _invariance_pool(config: FeatureConfig, rng: np.random.Generator) -> np.ndarray:
+    """Segments whose audio ends at different frames (the batch's longest sets how many frames
+    are transformed), silence, one sample, full-length tones, noise and music."""
+    sr, n = config.sr, config.segment_samples
+    seconds = n / sr
+    pool = np.zeros((10, n), dtype=np.float32)
+    pool[0] = testing.tone(freq=440.0, seconds=seconds, sr=sr)[:n]
+    pool[1] = testing.noise(seconds=seconds, sr=sr, seed=5)[:n]
+    pool[2] = testing.genre_clip("rock", seconds=seconds, sr=sr, seed=3)[:n]
+    pool[3, : n // 5] = testing.chirp(f0=80.0, f1=sr / 3, seconds=seconds, sr=sr)[: n // 5]
+    pool[4, : n // 2] = rng.normal(0, 0.2, n // 2)
+    pool[5, 3000] = 0.5  # one sample
+    # pool[6] stays silent
+    pool[7, : 2 * n // 3] = testing.genre_clip("jazz", seconds=seconds, sr=sr, seed=4)[: 2 * n // 3]
+    pool[8] = testing.tone(freq=262.0, seconds=seconds, sr=sr)[:n] * 0.3 + rng.normal(0, 0.01, n)
+    pool[9, : sr // 10] = testing.tone(freq=3000.0, seconds=0.1, sr=sr)[: sr // 10]
+    return pool
+
+
+def _featurise_bits(batch: np.ndarray, config: FeatureConfig) -> list[dict[str, np.ndarray]]:
+    """Per segment of the batch: every frame-level variable and its summaries, as stored."""
+    feats = compute_features(batch, config)
+    frames = np.full(batch.shape[0], config.n_frames)
+    out: list[dict[str, np.ndarray]] = [{} for _ in range(batch.shape[0])]
+    for name, values in feats.items():
+        stats = summarize(values, frames)
+        for i in range(batch.shape[0]):
+            out[i][name] = values[i]
+            out[i][f"{name}_mean"] = stats["mean"][i]
+            out[i][f"{name}_std"] = stats["std"][i]
+    return out
+
+
+@pytest.mark.parametrize("name", ["default", "nfft1023-hop441", "sr16k-mels64"])
+def test_a_segments_features_do_not_depend_on_its_batch(rng: np.random.Generator, name: str) -> None:
+    """Bit for bit: a segment alone, at every position of a batch, and in batches of every
+    size from 1 to 12 (with partners whose audio ends elsewhere) gets the same arrays."""
+    config = CONFIGS[name]
+    pool = _invariance_pool(config, rng)
+    alone = [_featurise_bits(pool[i : i + 1], config)[0] for i in range(len(pool))]
+
+    def check(batch_rows: list[int], where: str) -> None:
+        got = _featurise_bits(pool[batch_rows], config)
+        for pos, row in enumerate(batch_rows):
+            for var, values in alone[row].items():
+                if not np.array_equal(got[pos][var], values, equal_nan=True):
+                    diff = np.abs(got[pos][var].astype(np.float64) - values)
+                    raise AssertionError(
+                        f"{name}: segment {row} at position {pos} of {where}: {var} differs from the "
+                        f"segment alone in {np.count_nonzero(diff)} values (max {diff.max():.3g})"
+                    )
+
+    order = list(rng.permutation(len(pool)))
+    for shift in range(len(pool)):  # every segment at every position of a batch of 8
+        rows = [int(r) for r in np.roll(order, shift)[:8]]
+        check(rows, f"a batch of 8 {rows}")
+    for size in range(1, 13):  # batches of every size, partners drawn with repeats
+        rows = [int(r) for r in rng.integers(0, len(pool), size)]
+        check(rows, f"a batch of {size} {rows}")
 
 
 @pytest.mark.parametrize(("sr", "n_fft"), [(22050, 2048), (16000, 1024), (8000, 512), (44100, 4096)])

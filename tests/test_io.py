@@ -88,6 +88,27 @@ def test_range_decode_matches_whole_file(tmp_path: Path, rng: np.random.Generato
         np.testing.assert_allclose(got.y, ref[start:stop], atol=2e-6, err_msg=f"[{start}, {stop})")
 
 
+@pytest.mark.parametrize(("native", "sr"), [(44100, 22050), (48000, 22050), (16000, 22050), (22050, 22050)])
+def test_a_samples_bits_do_not_depend_on_the_range_that_asks_for_it(tmp_path: Path, rng: np.random.Generator,
+                                                                     native: int, sr: int) -> None:
+    """A long resampled file is resampled in fixed tiles: whichever range (chunk) asks for a
+    sample, across tile edges or not, gets the same bits as the whole-file decode."""
+    path = tmp_path / "long.wav"
+    seconds = 47
+    sf.write(path, rng.normal(0, 0.2, (native * seconds, 2)).astype(np.float32), native, subtype="FLOAT")
+    frames = native * seconds
+    whole = decode_range(str(path), sr=sr, native_sr=native, declared_frames=frames).y
+    ref, _ = librosa.load(path, sr=sr, mono=True)
+    np.testing.assert_allclose(whole, ref, atol=2e-6)
+    n, seg = whole.size, 3 * sr
+    edge = round(20 * sr)  # near the first tile's end
+    for start, stop in [(0, seg), (seg, 5 * seg), (edge - 7, edge + seg), (edge, edge + 1), (edge + 3, n),
+                        (n - seg - 5, n), (2 * edge - 1, 2 * edge + 1), (1, 2), (5 * seg + 11, 14 * seg)]:
+        got = decode_range(str(path), sr=sr, native_sr=native, declared_frames=frames, start=start, stop=stop).y
+        assert got.shape == (stop - start,), (start, stop)
+        np.testing.assert_array_equal(got, whole[start:stop], err_msg=f"[{start}, {stop})")
+
+
 def test_nonfinite_samples_fail(tmp_path: Path) -> None:
     y = np.zeros(4000, dtype=np.float32)
     y[100] = np.nan

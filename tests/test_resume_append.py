@@ -73,6 +73,25 @@ def test_append_only_new_files_equals_one_shot(tmp_path: Path) -> None:
     assert r3.chunks_computed == 0
 
 
+def test_a_segments_features_do_not_depend_on_its_chunk(tmp_path: Path) -> None:
+    """A long 44.1 kHz file (resampled, split across chunks) beside short files: every segment
+    is the same bits whatever ``segment_chunk`` puts it in, whichever files share its batch."""
+    root = tmp_path / "mixed"
+    write_clips(root, ["s0", "s1", "s2"], seconds=4.4)
+    rng = np.random.default_rng(11)
+    t = np.arange(50 * 44100) / 44100
+    long = 0.2 * np.sin(2 * np.pi * 220 * t * (1 + t / 60)) + rng.normal(0, 0.02, t.size)
+    (root / "long").mkdir()
+    sf.write(root / "long" / "l.wav", long.astype(np.float32), 44100, subtype="PCM_24")
+    stores = []
+    for chunk in (3, 5, 8):
+        store = str(tmp_path / f"c{chunk}.zarr")
+        extract([root], store, CONFIG, scheduler="synchronous", label_from="parent", progress=False, segment_chunk=chunk)
+        stores.append(open_store(store))
+    for other in stores[1:]:
+        assert_same_content(stores[0], other)
+
+
 def test_crashed_append_is_rolled_back(tmp_path: Path) -> None:
     from pipeline import graph
 
