@@ -13,7 +13,8 @@ import soundfile as sf
 
 from pipeline import FeatureConfig, extract, open_store
 from pipeline.store import as_text, open_group
-from pipeline.training import ChunkSource, iter_batches, shard_chunks, standardizer
+from pipeline.training import ChunkSource, iter_batches, standardizer
+from pipeline.training.batches import batches_per_rank
 
 try:
     import torch
@@ -56,23 +57,23 @@ def test_splits_are_by_file(genre_store: str) -> None:
     assert {s for v in per_file.values() for s in v} == {"train", "val", "test"}
 
 
-def test_shards_cover_every_chunk_once() -> None:
-    for n_shards in (1, 2, 3, 4, 7):
-        dealt = [c for shard in range(n_shards) for c in shard_chunks(23, seed=5, epoch=2, shuffle=True, shard=shard, n_shards=n_shards)]
-        assert sorted(dealt) == list(range(23))
-
-
-@pytest.mark.parametrize(("world_size", "num_workers"), [(1, 1), (2, 1), (1, 3), (2, 2)])
+@pytest.mark.parametrize(("world_size", "num_workers"), [(1, 1), (2, 1), (1, 3), (2, 2), (3, 2)])
 def test_ranks_and_workers_see_every_segment_exactly_once(genre_store: str, world_size: int, num_workers: int) -> None:
+    """Every segment once with one rank; with more, ranks are disjoint and run equal batch counts,
+    and the ``n % world_size`` segments left over are not served."""
     source = ChunkSource.build(genre_store, split="train")
     seen: list[int] = []
+    counts = []
     for rank in range(world_size):
+        counts.append(0)
         for worker in range(num_workers):
             for batch in iter_batches(source, ["rms_mean"], 7, True, 11, "train", epoch=1, rank=rank,
                                       world_size=world_size, worker=worker, num_workers=num_workers):
                 seen.extend(batch["segment"].tolist())
-    assert len(seen) == len(set(seen)) == source.n_segments
-    assert set(seen) == set(source.ds["segment"].values.tolist())
+                counts[rank] += 1
+    assert len(seen) == len(set(seen)) == source.n_segments - source.n_segments % world_size
+    assert set(seen) <= set(source.ds["segment"].values.tolist())
+    assert counts == [batches_per_rank(source.n_segments, batch_size=7, world_size=world_size)] * world_size
 
 
 def test_batches_are_deterministic_and_epoch_aware(genre_store: str) -> None:
@@ -133,9 +134,28 @@ def test_torch_dataset_shards_across_dataloader_workers(genre_store: str) -> Non
         n += len(y)
     assert n == ChunkSource.build(genre_store, split="train").n_segments
     assert set(labels) == {0, 1}
-    ranks = [SegmentDataset(genre_store, ["rms_mean"], split="train", batch_size=4, rank=r, world_size=2) for r in (0, 1)]
-    sizes = [sum(len(y) for _, y in r) for r in ranks]
-    assert sum(sizes) == n and min(sizes) > 0
+    assert len(loader) == len(ds) == -(-n // 5)
+    ranks = [SegmentDataset(genre_store, ["rms_mean"], split="train", batch_size=3, rank=r, world_size=3) for r in range(3)]
+    batches = [[len(y) for _, y in r] for r in ranks]
+    assert [len(b) for b in batches] == [len(r) for r in ranks] == [-(-(n // 3) // 3)] * 3  # equal batch counts
+    assert [sum(b) for b in batches] == [n // 3] * 3  # equal rows; n % 3 left out
+
+
+def test_set_epoch_reaches_persistent_workers(genre_store: str) -> None:
+    from pipeline.training.torch_data import SegmentDataset
+
+    def orders(persistent: bool) -> list[list[int]]:
+        ds = SegmentDataset(genre_store, ["rms_mean"], split="train", batch_size=5, seed=2, return_segments=True)
+        loader = torch.utils.data.DataLoader(ds, batch_size=None, num_workers=2, persistent_workers=persistent)
+        out = []
+        for epoch in (0, 1, 0):
+            ds.set_epoch(epoch)
+            out.append([s for *_, segments in loader for s in segments.tolist()])
+        return out
+
+    persistent = orders(True)
+    assert persistent == orders(False)
+    assert persistent[0] != persistent[1] and persistent[0] == persistent[2]
 
 
 @pytest.mark.parametrize("model", ["mlp", "cnn"])

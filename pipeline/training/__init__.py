@@ -6,6 +6,24 @@ PyTorch is optional (``pip install 'audio-feature-pipeline[train]'``): :mod:`.to
 
 from __future__ import annotations
 
-from .batches import ChunkSource, Standardizer, classes_of, iter_batches, shard_chunks, standardizer
+from .batches import (
+    ChunkSource,
+    Standardizer,
+    batches_per_rank,
+    classes_of,
+    iter_batches,
+    rows_per_rank,
+    shard_rows,
+    standardizer,
+)
 
-__all__ = ["ChunkSource", "Standardizer", "classes_of", "iter_batches", "shard_chunks", "standardizer"]
+__all__ = [
+    "ChunkSource",
+    "Standardizer",
+    "batches_per_rank",
+    "classes_of",
+    "iter_batches",
+    "rows_per_rank",
+    "shard_rows",
+    "standardizer",
+]

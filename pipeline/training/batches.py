@@ -1,8 +1,11 @@
 """Framework-free batches from a store: whole-chunk reads, shuffled chunk order and buffer,
-sharded by DataLoader worker and by distributed rank, deterministic for (seed, epoch).
+sharded by distributed rank and then by DataLoader worker, deterministic for (seed, epoch).
 
-Only visible segments are served (complete chunks, valid audio, files that did not fail), and
-splits are by file (the store's ``split`` coordinate), so no file is in two splits.
+Every rank yields the same number of batches per epoch (:func:`batches_per_rank`), whatever the
+number of DataLoader workers and the rows per chunk, so DDP's collectives never wait on a rank
+that has run out of data. Only visible segments are served (complete chunks, valid audio, files
+that did not fail), and splits are by file (the store's ``split`` coordinate), so no file is in
+two splits.
 """
 
 from __future__ import annotations
@@ -22,9 +25,11 @@ from ..store import as_text, open_group, open_store, zarr_array
 __all__ = [
     "ChunkSource",
     "Standardizer",
+    "batches_per_rank",
     "classes_of",
     "iter_batches",
-    "shard_chunks",
+    "rows_per_rank",
+    "shard_rows",
     "standardizer",
 ]
 
@@ -101,7 +106,8 @@ class ChunkSource:
         return self._codes[1]
 
     def read(self, run: tuple[int, int, int], variables: Sequence[str]) -> dict[str, np.ndarray]:
-        """All requested variables (plus label codes and segment ids) of one run."""
+        """All requested variables (plus label codes and segment ids) of one run, or of positions
+        ``[start, stop)`` within one run."""
         _, start, stop = run
         segments = np.asarray(self.ds["segment"].values[start:stop], dtype=np.int64)
         out: dict[str, np.ndarray] = {}
@@ -124,17 +130,117 @@ class ChunkSource:
         return out
 
 
-def shard_chunks(n_runs: int, *, seed: int, epoch: int, shuffle: bool, shard: int, n_shards: int) -> list[int]:
-    """The runs one shard reads, in order: one permutation shared by all shards, dealt round-robin.
-
-    Every run goes to exactly one shard (no duplicates, no gaps) for any ``n_shards``.
-    """
-    if not 0 <= shard < n_shards:
-        raise InputError(f"Expected 0 <= shard < {n_shards}, got {shard}")
-    order = np.arange(n_runs)
+def _run_order(n_runs: int, *, seed: int, epoch: int, shuffle: bool) -> np.ndarray:
+    """The epoch's run order, the same on every rank and worker."""
     if shuffle:
-        order = np.random.default_rng([seed, epoch]).permutation(n_runs)
-    return [int(i) for i in order[shard::n_shards]]
+        return np.random.default_rng([seed, epoch]).permutation(n_runs)
+    return np.arange(n_runs)
+
+
+def _check_sharding(batch_size: int, rank: int, world_size: int, worker: int = 0, num_workers: int = 1) -> None:
+    if batch_size < 1:
+        raise InputError(f"Expected batch_size >= 1, got {batch_size}")
+    if world_size < 1 or num_workers < 1:
+        raise InputError(f"Expected world_size, num_workers >= 1, got {world_size}, {num_workers}")
+    if not 0 <= rank < world_size:
+        raise InputError(f"Expected 0 <= rank < world_size ({world_size}), got {rank}")
+    if not 0 <= worker < num_workers:
+        raise InputError(f"Expected 0 <= worker < num_workers ({num_workers}), got {worker}")
+
+
+def rows_per_rank(n_rows: int, world_size: int = 1) -> int:
+    """Rows every rank is dealt per epoch: ``n_rows // world_size``.
+
+    The ``n_rows % world_size`` rows left over (fewer than ``world_size``; none for one rank)
+    are not served that epoch; they are the last rows of the epoch's shuffled chunk order, so
+    different rows each epoch when shuffling.
+    """
+    if n_rows < 0 or world_size < 1:
+        raise InputError(f"Expected n_rows >= 0 and world_size >= 1, got {n_rows}, {world_size}")
+    return n_rows // world_size
+
+
+def batches_per_rank(n_rows: int, *, batch_size: int, world_size: int = 1, drop_last: bool = False) -> int:
+    """Batches every rank yields per epoch, whatever the number of DataLoader workers.
+
+    Parameters
+    ----------
+    n_rows : visible rows of the split (``ChunkSource.n_segments``)
+    batch_size : rows per batch
+    world_size : number of ranks
+    drop_last : drop the rank's last, partial batch
+
+    Returns
+    -------
+    int
+        ``ceil(rows / batch_size)``, or ``floor(rows / batch_size)`` with ``drop_last``, where
+        ``rows = n_rows // world_size`` (:func:`rows_per_rank`). At most one batch of a rank is
+        partial, and it has the same size (``rows % batch_size``) on every rank.
+    """
+    _check_sharding(batch_size, 0, world_size)
+    rows = rows_per_rank(n_rows, world_size)
+    return rows // batch_size if drop_last else -(-rows // batch_size)
+
+
+def shard_rows(
+    run_sizes: Sequence[int],
+    *,
+    seed: int,
+    epoch: int,
+    shuffle: bool,
+    batch_size: int,
+    rank: int = 0,
+    world_size: int = 1,
+    worker: int = 0,
+    num_workers: int = 1,
+    drop_last: bool = False,
+) -> list[tuple[int, int, int]]:
+    """The rows one DataLoader worker of one rank reads in an epoch, as pieces of runs.
+
+    Computed from the run sizes alone (no communication), identically in every process. The
+    runs are ordered by one permutation of ``(seed, epoch)`` shared by all ranks, and their rows
+    laid end to end. Rank ``r`` is dealt the ``rows_per_rank(n, world_size)`` rows starting at
+    ``r * rows_per_rank(n, world_size)``: contiguous, so whole runs except at most two split at
+    its ends, and disjoint from the other ranks. Its :func:`batches_per_rank` batches are then
+    split between its workers in order, as evenly as whole batches allow (the first
+    ``batches % num_workers`` workers get one more); a worker reads the rows of its batches, so
+    only the worker holding the rank's last batch can end on a partial batch.
+
+    Parameters
+    ----------
+    run_sizes : rows of each run (``stop - start`` of ``ChunkSource.runs``)
+    seed, epoch, shuffle : the run order (store order when ``shuffle`` is false)
+    batch_size : rows per batch
+    rank, world_size : this rank and the number of ranks
+    worker, num_workers : this DataLoader worker and the number of workers (``0`` and ``1``
+        without DataLoader workers)
+    drop_last : do not deal the rows of the rank's last, partial batch
+
+    Returns
+    -------
+    list of (run, start, stop)
+        Rows ``[start, stop)`` (relative to the run) of run index ``run``, in reading order.
+    """
+    _check_sharding(batch_size, rank, world_size, worker, num_workers)
+    sizes = np.asarray(run_sizes, dtype=np.int64).reshape(-1)
+    if (sizes < 0).any():
+        raise InputError(f"Expected run sizes >= 0, got {sizes[sizes < 0].tolist()}")
+    per_rank = rows_per_rank(int(sizes.sum()), world_size)
+    n_batches = batches_per_rank(int(sizes.sum()), batch_size=batch_size, world_size=world_size, drop_last=drop_last)
+    dealt = min(per_rank, n_batches * batch_size)
+    first = worker * (n_batches // num_workers) + min(worker, n_batches % num_workers)
+    count = n_batches // num_workers + int(worker < n_batches % num_workers)
+    lo = rank * per_rank + min(first * batch_size, dealt)
+    hi = rank * per_rank + min((first + count) * batch_size, dealt)
+    order = _run_order(sizes.size, seed=seed, epoch=epoch, shuffle=shuffle)
+    stops = np.cumsum(sizes[order])
+    starts = stops - sizes[order]
+    pieces: list[tuple[int, int, int]] = []
+    for j in np.flatnonzero((starts < hi) & (stops > lo)):
+        a, b = max(lo, int(starts[j])), min(hi, int(stops[j]))
+        if a < b:
+            pieces.append((int(order[j]), a - int(starts[j]), b - int(starts[j])))
+    return pieces
 
 
 def iter_batches(
@@ -156,24 +262,33 @@ def iter_batches(
 ) -> Iterator[dict[str, np.ndarray]]:
     """Numpy batches ``{variable: array, "label": int64 codes, "segment": store indices}``.
 
-    Whole chunks are read; chunk order is shuffled with ``(seed, epoch)``; rows are shuffled
-    within a buffer of ``buffer_chunks`` chunks. Chunks are dealt to ``world_size * num_workers``
-    shards; this call yields shard ``rank * num_workers + worker``.
+    Chunks are read whole (but for the rows of a chunk split between two shards); chunk order is
+    shuffled with ``(seed, epoch)``; rows are shuffled within a buffer of ``buffer_chunks``
+    chunks. The rows are sharded by rank, then by
+    DataLoader worker (:func:`shard_rows`): every rank yields exactly
+    :func:`batches_per_rank` batches, summed over its ``num_workers`` workers, ranks never share
+    a row, and with ``world_size=1`` every visible row is served once per epoch. With more ranks
+    the ``n % world_size`` last rows of the epoch's chunk order are not served. Batches hold
+    ``batch_size`` rows except one per rank, which holds ``(n // world_size) % batch_size`` rows
+    on every rank and is dropped with ``drop_last``.
     """
-    if batch_size < 1:
-        raise InputError(f"Expected batch_size >= 1, got {batch_size}")
-    if world_size < 1 or num_workers < 1 or buffer_chunks < 1:
-        raise InputError(f"Expected world_size, num_workers, buffer_chunks >= 1, got {world_size}, {num_workers}, {buffer_chunks}")
+    if buffer_chunks < 1:
+        raise InputError(f"Expected buffer_chunks >= 1, got {buffer_chunks}")
+    _check_sharding(batch_size, rank, world_size, worker, num_workers)
     source = store if isinstance(store, ChunkSource) else ChunkSource.build(store, split=split, storage_options=storage_options)
     missing = [v for v in variables if v not in source.ds.data_vars]
     if missing:
         raise InputError(f"Expected variables of the store ({', '.join(map(str, source.ds.data_vars))}), got unknown {', '.join(missing)}")
-    shard = rank * num_workers + worker
-    order = shard_chunks(len(source.runs), seed=seed, epoch=epoch, shuffle=shuffle, shard=shard, n_shards=world_size * num_workers)
-    rng = np.random.default_rng([seed, epoch, shard])
+    pieces = shard_rows([stop - start for _, start, stop in source.runs], seed=seed, epoch=epoch, shuffle=shuffle,
+                        batch_size=batch_size, rank=rank, world_size=world_size, worker=worker,
+                        num_workers=num_workers, drop_last=drop_last)
+    rng = np.random.default_rng([seed, epoch, rank * num_workers + worker])
     pending: dict[str, np.ndarray] | None = None
-    for start in range(0, len(order), buffer_chunks):
-        parts = [source.read(source.runs[i], variables) for i in order[start : start + buffer_chunks]]
+    for first in range(0, len(pieces), buffer_chunks):
+        parts = []
+        for run, lo, hi in pieces[first : first + buffer_chunks]:
+            chunk, start, _ = source.runs[run]
+            parts.append(source.read((chunk, start + lo, start + hi), variables))
         buffer = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
         if pending is not None:
             buffer = {k: np.concatenate([pending[k], buffer[k]]) for k in buffer}
@@ -184,7 +299,8 @@ def iter_batches(
             idx = perm[b : b + batch_size]
             yield {k: v[idx] for k, v in buffer.items()}
         pending = {k: v[perm[full:]] for k, v in buffer.items()}
-    if pending is not None and pending["label"].size and not drop_last:
+    # shard_rows deals a partial batch to at most the rank's last worker, and none with drop_last
+    if pending is not None and pending["label"].size:
         yield pending
 
 
