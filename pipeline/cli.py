@@ -14,12 +14,14 @@ import numpy as np
 
 from ._version import __version__
 from .config import ALL_FEATURES, DEFAULT_FEATURES, FeatureConfig
-from .errors import ConfigError, InputError, PipelineError, StorageError, one_line
+from .errors import ConfigError, InputError, PipelineError, StorageError, StoreBusy, one_line
 
 __all__ = ["main"]
 
 PROG = "audio-pipeline"
 EXIT_USAGE = 2
+#: another run holds the store (EX_TEMPFAIL): try again later
+EXIT_BUSY = 75
 
 
 class _Parser(argparse.ArgumentParser):
@@ -394,6 +396,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"{PROG}: interrupted; re-run the same command to resume", file=sys.stderr)
         return 130
+    except StoreBusy as exc:
+        print(f"{PROG}: error: {one_line(exc)}", file=sys.stderr)
+        return EXIT_BUSY
     except StorageError as exc:
         print(f"{PROG}: error: {one_line(exc)}", file=sys.stderr)
         return 1

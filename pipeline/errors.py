@@ -11,6 +11,7 @@ __all__ = [
     "SchedulerError",
     "SchemaError",
     "StorageError",
+    "StoreBusy",
     "one_line",
 ]
 
@@ -53,3 +54,7 @@ class StorageError(PipelineError, OSError):
 
 class SchedulerError(PipelineError, ConnectionError):
     """The Dask scheduler cannot be reached or started."""
+
+
+class StoreBusy(StorageError):
+    """Another run holds the store's claim (:mod:`pipeline.lock`); exit code 75, try again later."""

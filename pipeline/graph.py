@@ -26,6 +26,7 @@ from .errors import ConfigMismatch, InputError, SchedulerError, SchemaError, one
 from .gate import TemplateGate
 from .io import fingerprint, list_inputs, probe_file, sanitize_storage_options
 from .labels import DEFAULT_SPLIT_FRACTIONS, hash_split, label_from_parent, read_labels_csv
+from .lock import StoreLock
 from .schema import Layout, build_layout, make_template
 from .store import (
     TEMPLATE_ATTR,
@@ -38,6 +39,7 @@ from .store import (
     remove_store,
     store_config,
     store_exists,
+    visible_segments,
     zarr_array,
 )
 
@@ -244,6 +246,23 @@ def extract(
     store_url = _normalise_store(os.fspath(store))
     uris = list_inputs([inputs] if isinstance(inputs, str | os.PathLike) else list(inputs), options)
     assigned = _assign_labels(uris, labels, label_from, options, split_fractions)
+    # one writer at a time: a second run refuses here, before it looks at the store
+    with StoreLock(store_url, options) as claim:
+        if claim.taken_over is not None:
+            print(f"note: took over a stale claim on the store ({claim.taken_over.describe()})", file=out)
+        return _extract_claimed(store_url, options, config, uris, assigned, claim, started=started, client=client,
+                                scheduler=scheduler, workers=workers, overwrite=overwrite,
+                                split_fractions=split_fractions, progress=progress, out=out,
+                                segment_chunk=segment_chunk)
+
+
+def _extract_claimed(
+    store_url: str, options: Mapping[str, Any], config: FeatureConfig, uris: Sequence[str],
+    assigned: Mapping[str, tuple[str, str]], claim: StoreLock, *, started: float, client: Any | None,
+    scheduler: str | None, workers: int | None, overwrite: bool, split_fractions: Sequence[float],
+    progress: bool, out: TextIO, segment_chunk: int | None,
+) -> ExtractReport:
+    """:func:`extract` once the store is claimed: layout, template, tasks, finalise."""
 
     existing = store_exists(store_url, options)
     if existing and not overwrite:
@@ -312,6 +331,7 @@ def extract(
         if gate is not None:
             gate.close()
         report.phases["tasks"] = time.perf_counter() - tasks_started
+    claim.check()
     finalise_started = time.perf_counter()
     with dask.config.set(scheduler="synchronous"):
         _finalize(store_url, options, report)
@@ -414,15 +434,16 @@ def _layout_from_store(ds: Any) -> Layout:
     """The layout a store was written with, read back from its per-file coordinates."""
     from .schema import FileRecord
 
-    text = {k: as_text(ds[f"file_{k}"]) for k in ("path", "label", "split", "fingerprint", "format")}
+    text = {k: as_text(ds[f"file_{k}"]) for k in ("path", "label", "split", "fingerprint", "format", "error", "warning")}
     ints = {k: np.asarray(ds[f"file_{k}"].values) for k in ("bytes", "sample_rate", "channels", "frames", "first_segment", "segments")}
     records = [
         FileRecord(
             uri=str(text["path"][i]), label=str(text["label"][i]), split=str(text["split"][i]),
             size=int(ints["bytes"][i]), fingerprint=str(text["fingerprint"][i]),
             sample_rate=int(ints["sample_rate"][i]), channels=int(ints["channels"][i]),
-            frames=int(ints["frames"][i]), format=str(text["format"][i]), error="",
+            frames=int(ints["frames"][i]), format=str(text["format"][i]), error=str(text["error"][i]),
             first_segment=int(ints["first_segment"][i]), n_segments=int(ints["segments"][i]),
+            warning=str(text["warning"][i]),
         )
         for i in range(ds.sizes["file"])
     ]
@@ -499,7 +520,9 @@ def _finalize(store_url: str, options: Mapping[str, Any], report: ExtractReport)
     n_files = ds.sizes["file"]
     status = as_text(ds["file_status"])
     errors = as_text(ds["file_error"])
-    warnings_ = np.array([""] * n_files, dtype=object)
+    # the probe's warnings (a header that declares more than the file holds) stay; a chunk's
+    # warning fills in where there is none
+    warnings_ = np.asarray(as_text(ds["file_warning"]), dtype=object).copy()
     first = np.asarray(ds["file_first_segment"].values)
     count = np.asarray(ds["file_segments"].values)
     chunk = int(ds.attrs["segment_chunk"])
@@ -535,6 +558,6 @@ def _finalize(store_url: str, options: Mapping[str, Any], report: ExtractReport)
     report.files_ok = int((status == "ok").sum())
     report.failed = [(str(paths[i]), str(errors[i])) for i in range(n_files) if status[i] == "error"]
     report.warned = [(str(paths[i]), str(warnings_[i])) for i in range(n_files) if warnings_[i]]
-    report.segments = int(sum(int(r.get("segments", 0)) for r in reports))
+    report.segments = int(visible_segments(ds, status).size)  # as open_store shows them
     report.audio_seconds = audio_seconds
 

@@ -15,6 +15,7 @@ import json
 import math
 import os
 import shutil
+import stat
 import subprocess
 import time
 from collections.abc import Iterator, Mapping, Sequence
@@ -180,6 +181,8 @@ class FileInfo:
     frames: int = 0
     format: str = ""
     error: str = ""
+    #: what is odd but kept (a header that declares more frames than the file holds)
+    warning: str = ""
 
     @property
     def duration(self) -> float:
@@ -234,11 +237,15 @@ def probe_file(uri: str, storage_options: Mapping[str, Any] | None = None) -> Fi
         return FileInfo(uri=uri, error=f"cannot stat: {_one_line(exc)}")
     if meta.get("type") == "directory":
         return FileInfo(uri=uri, error="is a directory, not an audio file")
+    special = _special_file(path) if not is_url(uri) else ""
+    if special:  # opening a FIFO would block: say what it is instead
+        return FileInfo(uri=uri, error=f"not a regular file ({special})")
     size, fingerprint = _fingerprint(meta)
     base = FileInfo(uri=uri, size=size, fingerprint=fingerprint)
     if size == 0:
         return _replace(base, error="empty file (0 bytes)")
     ext = os.path.splitext(path)[1].lower()
+    warning, declared = "", 0
     try:
         if ext in _FFMPEG_ONLY:
             sample_rate, channels, frames, fmt = _ffprobe(uri, storage_options)
@@ -246,25 +253,41 @@ def probe_file(uri: str, storage_options: Mapping[str, Any] | None = None) -> Fi
             with _open(uri, storage_options) as src:
                 info = sf.info(src)
                 declared = _declared_frames(src, str(info.format), int(info.channels), size)
-            sample_rate, channels, frames, fmt = (
-                int(info.samplerate), int(info.channels), max(int(info.frames), declared), str(info.format)
-            )
+            # libsndfile counts the frames a PCM file's bytes hold: the layout trusts that, not
+            # a header that claims more (a 5-s WAV declaring 1,000 s, or 2^31 frames)
+            sample_rate, channels, frames, fmt = int(info.samplerate), int(info.channels), int(info.frames), str(info.format)
+            if declared > frames > 0:
+                warning = (f"truncated: the header declares {declared} frames ({declared / sample_rate:.3f} s), "
+                           f"the file holds {frames} ({frames / sample_rate:.3f} s)")
     except Exception as exc:
         return _replace(base, error=f"unreadable audio header: {_describe_sf_error(exc)}")
     if frames <= 0:
+        reason = (f"no audio could be decoded: the header declares {declared} frames, the file holds none"
+                  if declared > 0 else "no audio frames (header declares 0 samples)")
         return FileInfo(uri=uri, size=size, fingerprint=fingerprint, sample_rate=sample_rate,
-                        channels=channels, frames=0, format=fmt,
-                        error="no audio frames (header declares 0 samples)")
+                        channels=channels, frames=0, format=fmt, error=reason)
     if sample_rate <= 0 or channels <= 0:
         return _replace(base, error=f"invalid header: sample rate {sample_rate}, channels {channels}")
     return FileInfo(uri=uri, size=size, fingerprint=fingerprint, sample_rate=sample_rate,
-                    channels=channels, frames=frames, format=fmt)
+                    channels=channels, frames=frames, format=fmt, warning=warning)
+
+
+def _special_file(path: str) -> str:
+    """What a local path is when it is not a regular file ("" for a regular file)."""
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        return ""
+    kinds = ((stat.S_ISFIFO, "a named pipe (FIFO)"), (stat.S_ISSOCK, "a socket"),
+             (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"))
+    return next((name for test, name in kinds if test(mode)), "")
 
 
 def _declared_frames(src: str | IO[bytes], fmt: str, channels: int, size: int) -> int:
-    """Frames a WAV header declares in its ``data`` chunk (libsndfile reports what is present).
+    """Frames a WAV header declares in its ``data`` chunk when that is more than the file holds
+    (libsndfile reports what is present); the probe warns about the difference.
 
-    Returns 0 when unknown (not WAV, streaming-size header, unparsable).
+    Returns 0 when unknown (not WAV, streaming-size header, unparsable) or not more.
     """
     if fmt not in ("WAV", "WAVEX"):
         return 0
@@ -300,7 +323,8 @@ def _replace(info: FileInfo, **changes: Any) -> FileInfo:
 
 def _describe_sf_error(exc: BaseException) -> str:
     text = _one_line(exc)
-    if "Format not recognised" in text or "unknown format" in text.lower():
+    # libsndfile says "not a regular file (possibly a pipe?)" of bytes it cannot recognise
+    if "Format not recognised" in text or "unknown format" in text.lower() or "possibly a pipe" in text:
         return "not a recognised audio format"
     return text
 
@@ -489,13 +513,16 @@ def _soundfile_blocks(uri: str, storage_options: Mapping[str, Any] | None, start
             try:
                 src = stack.enter_context(_open(uri, storage_options))
                 handle = stack.enter_context(sf.SoundFile(src))
-                if start + read:
-                    handle.seek(start + read)
             except (sf.LibsndfileError, RuntimeError, ValueError) as exc:
                 if not opened_once:
                     raise DecodeError(f"cannot decode audio: {_describe_sf_error(exc)}") from exc
                 return
             opened_once = True
+            if start + read:
+                try:
+                    handle.seek(start + read)
+                except (sf.LibsndfileError, RuntimeError, ValueError):
+                    return  # past where the data ends: the caller reports the shortfall as truncation
             while read < stop - start:
                 try:
                     block = _read_float32(handle, min(block_frames, stop - start - read))

@@ -138,6 +138,8 @@ class FileRecord:
     error: str
     first_segment: int
     n_segments: int
+    #: odd but kept, from the header (a file shorter than its header declares)
+    warning: str = ""
 
     @property
     def duration(self) -> float:
@@ -181,7 +183,7 @@ def build_layout(
             uri=entry["uri"], label=entry["label"], split=entry["split"], size=int(entry["size"]),
             fingerprint=entry["fingerprint"], sample_rate=int(entry["sample_rate"]),
             channels=int(entry["channels"]), frames=int(entry["frames"]), format=entry["format"],
-            error=entry["error"], first_segment=cursor, n_segments=n,
+            error=entry["error"], first_segment=cursor, n_segments=n, warning=str(entry.get("warning") or ""),
         ))
         cursor += n
     size = chunk if chunk is not None else chunk_segments(config, max(cursor, 1))
@@ -237,10 +239,10 @@ def file_coords(files: Sequence[FileRecord]) -> dict[str, tuple[np.ndarray, str,
         "file_split": (_strings([f.split for f in files]), "train/val/test split", "1"),
         "file_status": (_strings(["error" if f.error else "pending" for f in files]), "ok, error, or pending (not all its chunks done)", "1"),
         "file_error": (_strings([f.error for f in files]), "why the file failed, one line (empty when ok)", "1"),
-        "file_warning": (_strings(["" for _ in files]), "what was odd but kept, one line (empty when none)", "1"),
+        "file_warning": (_strings([f.warning for f in files]), "what was odd but kept, one line (empty when none)", "1"),
         "file_duration": (np.array([f.duration for f in files], dtype=np.float64), "duration from the header", "s"),
         "file_sample_rate": (np.array([f.sample_rate for f in files], dtype=np.int32), "native sample rate", "Hz"),
-        "file_frames": (np.array([f.frames for f in files], dtype=np.int64), "frames the header declares, at the native rate", "1"),
+        "file_frames": (np.array([f.frames for f in files], dtype=np.int64), "frames the file holds (as far as its header and size tell), at the native rate", "1"),
         "file_channels": (np.array([f.channels for f in files], dtype=np.int32), "channels", "1"),
         "file_bytes": (np.array([f.size for f in files], dtype=np.int64), "size", "bytes"),
         "file_fingerprint": (_strings([f.fingerprint for f in files]), "size + mtime or ETag, to detect changes", "1"),

@@ -118,8 +118,11 @@ def as_text(var: xr.DataArray) -> np.ndarray:
     return np.asarray(var.values).astype(object)
 
 
-def visible_segments(ds: xr.Dataset) -> np.ndarray:
-    """Indices of segments readers may see: chunk done, audio stored, file not failed."""
+def visible_segments(ds: xr.Dataset, file_status: np.ndarray | None = None) -> np.ndarray:
+    """Indices of segments readers may see: chunk done, audio stored, file not failed.
+
+    ``file_status`` replaces the stored one (finalising computes it before writing it).
+    """
     n = ds.sizes["segment"]
     if n == 0:
         return np.zeros(0, dtype=np.int64)
@@ -128,7 +131,7 @@ def visible_segments(ds: xr.Dataset) -> np.ndarray:
     seg_done = done[np.arange(n) // chunk]
     valid = np.asarray(ds["segment_valid"].values).astype(bool)
     seg_file = np.asarray(ds["segment_file"].values)
-    status = as_text(ds["file_status"])
+    status = as_text(ds["file_status"]) if file_status is None else file_status
     file_ok = np.zeros(n, dtype=bool)
     real = seg_file >= 0
     file_ok[real] = status[seg_file[real]] != "error"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import struct
 import subprocess
 import sys
 from pathlib import Path
@@ -34,7 +36,7 @@ def make_bad(root: Path, rng: np.random.Generator) -> dict[str, str]:
     bad("zero.wav", b"", "empty file")
     bad("text.wav", b"hello, I am not a wav file\n" * 20, "not a recognised audio format")
     bad("random.flac", rng.bytes(5000), "not a recognised audio format")
-    bad("random.mp3", rng.bytes(5000), "unreadable audio header")
+    bad("random.mp3", rng.bytes(5000), "unreadable audio header: not a recognised audio format")
     sf.write(root / "zero_frames.wav", np.zeros(0, dtype=np.float32), 22050)
     expected[str(root / "zero_frames.wav")] = "no audio frames"
     header = (root / "zero_frames.wav").read_bytes()[:44]
@@ -51,6 +53,8 @@ def make_bad(root: Path, rng: np.random.Generator) -> dict[str, str]:
     expected[str(root / "inf.wav")] = "non-finite"
     (root / "x.wav").mkdir()
     expected[str(root / "x.wav")] = "is a directory"
+    os.mkfifo(root / "pipe.wav")  # opening it would block: never opened
+    expected[str(root / "pipe.wav")] = "not a regular file (a named pipe (FIFO))"
     return expected
 
 
@@ -116,15 +120,58 @@ def test_truncated_files_keep_what_decodes(tmp_path: Path, rng: np.random.Genera
     report = extract([root], store, CONFIG, scheduler="synchronous", progress=False)
     assert report.files_ok == 2 and report.files_warned == 2 and report.files_failed == 0
     warned = dict(report.warned)
-    assert "truncated: decoded 88200 of 198450 frames" in warned[str(root / "cut.wav")]
-    assert "truncated" in warned[str(root / "cut.flac")]
+    # a PCM WAV's length follows from its bytes: laid out as what it holds, the header's claim noted
+    assert "truncated: the header declares 198450 frames (9.000 s), the file holds 88200 (4.000 s)" in warned[str(root / "cut.wav")]
+    assert "truncated: decoded" in warned[str(root / "cut.flac")]  # a FLAC's is known by decoding
     ds = open_store(store)
     per_file = dict(zip(*np.unique(ds["segment_file"].values, return_counts=True), strict=True))
     paths = list(as_text(ds["file_path"]))
     assert per_file[paths.index(str(root / "cut.wav"))] == 1  # 4 s: one full segment, 1 s dropped
     assert not np.isnan(ds["mel"].values).any()
     raw = open_raw(store)
-    assert int(raw["file_segments"].values[paths.index(str(root / "cut.wav"))]) == 3  # allocated from the header
+    assert int(raw["file_segments"].values[paths.index(str(root / "cut.wav"))]) == 1  # laid out from the bytes
+    assert report.segments == ds.sizes["segment"]
+
+
+def _lying_wav(path: Path, seconds: float, declared_frames: int, *, subtype: str = "PCM_16", sr: int = 22050) -> None:
+    """A WAV holding ``seconds`` of audio whose data chunk declares ``declared_frames``."""
+    sf.write(path, _tone(seconds, sr), sr, subtype=subtype)
+    data = bytearray(path.read_bytes())
+    at = data.index(b"data")
+    width = {"PCM_16": 2, "PCM_U8": 1}[subtype]
+    data[at + 4 : at + 8] = struct.pack("<I", min(declared_frames * width, 0xFFFFFFFE))
+    path.write_bytes(bytes(data))
+
+
+def test_a_header_that_lies_about_its_length_costs_nothing(tmp_path: Path) -> None:
+    """A 5-s WAV declaring 1,000 s (more than a chunk) and a 1-s 8-bit WAV declaring 2^31
+    frames: laid out as what they hold, their audio kept, the claim in file_warning; a FLAC
+    truncated inside a later chunk keeps what decodes wherever the truncation falls."""
+    root = tmp_path / "lies"
+    root.mkdir()
+    _lying_wav(root / "long_claim.wav", 5.0, 22050 * 1000)
+    _lying_wav(root / "huge_claim.wav", 1.0, 2**31, subtype="PCM_U8")
+    sf.write(root / "full.flac", _tone(30.0, 22050), 22050)
+    flac = (root / "full.flac").read_bytes()
+    (root / "late_cut.flac").write_bytes(flac[: len(flac) * 6 // 10])  # breaks off in the 4th of 5 chunks
+    (root / "full.flac").unlink()
+    store = str(tmp_path / "lies.zarr")
+    report = extract([root], store, CONFIG, scheduler="synchronous", progress=False, segment_chunk=2)
+    assert report.files_failed == 0 and report.files_ok == 3 and report.files_warned == 3, report.failed
+    warned = dict(report.warned)
+    assert "the header declares 22050000 frames (1000.000 s), the file holds 110250 (5.000 s)" in warned[str(root / "long_claim.wav")]
+    assert "the header declares 2147483648 frames" in warned[str(root / "huge_claim.wav")]
+    assert "truncated: decoded" in warned[str(root / "late_cut.flac")]
+    raw = open_raw(store)
+    assert raw.sizes["segment"] < 20, "the layout followed a header's claim"  # 2 + 1 + 10 allocated
+    ds = open_store(store)
+    paths = list(as_text(ds["file_path"]))
+    per_file = dict(zip(*np.unique(ds["segment_file"].values, return_counts=True), strict=True))
+    assert per_file[paths.index(str(root / "long_claim.wav"))] == 2  # 0-3 s and 3-5 s
+    assert per_file[paths.index(str(root / "huge_claim.wav"))] == 1
+    assert 5 <= per_file[paths.index(str(root / "late_cut.flac"))] <= 6  # about 17 of 30 s decode
+    assert report.segments == ds.sizes["segment"]  # the summary counts what readers see
+    assert not np.isnan(ds["mel"].values).any()
 
 
 def test_strict_exit_code_and_summary(tmp_path: Path, rng: np.random.Generator) -> None:
