@@ -186,7 +186,7 @@ def changed_files(ds: Any, storage_options: dict[str, Any] | None = None) -> lis
 
 def format_info(url: str, storage_options: dict[str, Any] | None = None, *, check_files: bool = True) -> str:
     """The ``info`` text of a store."""
-    from .store import as_text, completeness, open_raw, visible_segments
+    from .store import as_text, completeness, open_raw, store_versions, visible_segments
 
     ds = open_raw(url, storage_options)
     comp = completeness(ds)
@@ -197,7 +197,7 @@ def format_info(url: str, storage_options: dict[str, Any] | None = None, *, chec
         f"{comp.segments_visible} of {comp.segments_total} segments visible"
     )
     lines.append("config: " + " ".join(f"{k}={v}" for k, v in config.items()))
-    versions = ds.attrs.get("versions", {})
+    versions = store_versions(ds.attrs)
     lines.append("versions: " + " ".join(f"{k}={v}" for k, v in versions.items()))
     lines.append(f"created: {ds.attrs.get('created')}  updated: {ds.attrs.get('updated')}")
     lines.append("dims: " + " ".join(f"{k}={v}" for k, v in ds.sizes.items()))

@@ -169,7 +169,11 @@ class FeatureConfig:
     def from_dict(cls, data: dict[str, Any]) -> FeatureConfig:
         """Build a config from :meth:`to_dict` output (or store attributes); extra keys are ignored."""
         names = {f.name for f in fields(cls)}
-        kwargs = {key: value for key, value in data.items() if key in names}
+        # numpy scalars and arrays (attributes read back from netCDF) as plain Python values
+        kwargs = {key: value.tolist() if hasattr(value, "tolist") else value for key, value in data.items() if key in names}
+        for f in fields(cls):  # store attributes hold bools as 0/1 (netCDF has no bool)
+            if isinstance(f.default, bool) and isinstance(kwargs.get(f.name), int):
+                kwargs[f.name] = bool(kwargs[f.name])
         if "features" in kwargs and not isinstance(kwargs["features"], str):
             kwargs["features"] = tuple(kwargs["features"])
         return cls(**kwargs)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import json
 import logging
 import os
 import sys
@@ -377,7 +378,8 @@ def _append(store_url: str, options: Mapping[str, Any], old: Layout, entries: Se
     if layout.n_segments == start:  # no new segments (every new file failed): no padding either
         layout = Layout(files=layout.files, n_segments=old.n_segments, chunk=old.chunk)
     group = open_group(store_url, options, mode="r+")
-    group.attrs[_APPEND_ATTR] = {"segment": old.n_segments, "file": len(old.files), "chunk": old.n_chunks}
+    # a JSON string, like every attribute a netCDF tool may meet (schema.netcdf_safe)
+    group.attrs[_APPEND_ATTR] = json.dumps({"segment": old.n_segments, "file": len(old.files), "chunk": old.n_chunks})
     _resize_all(store_url, options, {"segment": layout.n_segments, "file": len(layout.files), "chunk": layout.n_chunks})
     seg = segment_coords(layout, config)
     for name, values in seg.items():
@@ -394,6 +396,8 @@ def _append(store_url: str, options: Mapping[str, Any], old: Layout, entries: Se
 def _rollback_unfinished_append(store_url: str, options: Mapping[str, Any]) -> None:
     group = open_group(store_url, options, mode="r+")
     before = group.attrs.get(_APPEND_ATTR)
+    if isinstance(before, str):
+        before = json.loads(before)
     if not isinstance(before, dict):
         return
     _resize_all(store_url, options, {k: int(v) for k, v in before.items()})

@@ -27,7 +27,15 @@ from dask.base import compute as dask_compute
 from .errors import InputError, SchemaError, StorageError, one_line
 from .plot import _mpl_text
 from .query import feature_names, summary_matrix
-from .store import as_text, completeness, open_raw, open_store, store_config, visible_segments
+from .store import (
+    as_text,
+    completeness,
+    open_raw,
+    open_store,
+    store_config,
+    store_versions,
+    visible_segments,
+)
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -144,8 +152,8 @@ def _overview(store: str, raw: xr.Dataset) -> str:
 def _config(raw: xr.Dataset) -> str:
     config = store_config(raw.attrs).to_dict()
     rows = [(key, ", ".join(map(str, value)) if isinstance(value, list) else value) for key, value in config.items()]
-    versions = raw.attrs.get("versions") or {}
-    if isinstance(versions, Mapping) and versions:
+    versions = store_versions(raw.attrs)
+    if versions:
         rows.append(("versions", " ".join(f"{k}={v}" for k, v in versions.items())))
     if "segment_chunk" in raw.attrs:
         rows.append(("segment_chunk", raw.attrs["segment_chunk"]))

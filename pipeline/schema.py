@@ -5,9 +5,10 @@ Everything here is pure: it describes arrays, it does not compute features or ta
 
 from __future__ import annotations
 
+import json
 import math
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -33,6 +34,7 @@ __all__ = [
     "chunk_segments",
     "file_coords",
     "make_template",
+    "netcdf_safe",
     "package_versions",
     "resampled_length",
     "segment_coords",
@@ -190,6 +192,24 @@ def build_layout(
     return Layout(files=tuple(records), n_segments=cursor, chunk=size)
 
 
+def netcdf_safe(attrs: Mapping[str, Any]) -> dict[str, Any]:
+    """Attributes any netCDF or Zarr tool can write: strings, numbers and flat lists of them.
+
+    ``None`` is left out, a bool becomes 0/1, a mapping becomes a JSON string
+    (``FeatureConfig.from_dict`` and :func:`pipeline.store.store_versions` read them back).
+    """
+    out: dict[str, Any] = {}
+    for key, value in attrs.items():
+        if value is None:
+            continue
+        if isinstance(value, bool):
+            value = int(value)
+        elif isinstance(value, Mapping):
+            value = json.dumps(value, sort_keys=True)
+        out[key] = value
+    return out
+
+
 def package_versions() -> dict[str, str]:
     """Versions of the packages that determine a store's numbers."""
     from importlib.metadata import PackageNotFoundError, version
@@ -332,8 +352,8 @@ def make_template(layout: Layout, config: FeatureConfig, *, extra_attrs: dict[st
 
     now = datetime.now(UTC).isoformat(timespec="seconds")
     root_attrs: dict[str, Any] = {**config.to_dict(), "segment_chunk": chunk,
-                             "versions": package_versions(), "created": now, "updated": now,
+                             "versions": json.dumps(package_versions(), sort_keys=True), "created": now, "updated": now,
                              "description": "Audio features (librosa reference) per segment; see docs/store.md"}
     root_attrs.update(extra_attrs or {})
-    ds = xr.Dataset(data_vars, coords=coords, attrs=root_attrs)
+    ds = xr.Dataset(data_vars, coords=coords, attrs=netcdf_safe(root_attrs))
     return ds, encoding

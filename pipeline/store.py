@@ -29,6 +29,7 @@ __all__ = [
     "remove_store",
     "store_config",
     "store_exists",
+    "store_versions",
     "visible_segments",
     "zarr_array",
 ]
@@ -99,6 +100,17 @@ def store_config(attrs: Mapping[str, Any]) -> FeatureConfig:
         return FeatureConfig.from_dict(dict(attrs))
     except (TypeError, ValueError) as exc:
         raise SchemaError(f"Expected a store written by this pipeline (config attributes), got: {exc}") from exc
+
+
+def store_versions(attrs: Mapping[str, Any]) -> dict[str, str]:
+    """The package versions a store was made with (a JSON string attribute; a dict in old stores)."""
+    raw = attrs.get("versions") or {}
+    if isinstance(raw, str):
+        try:
+            raw = json.loads(raw)
+        except ValueError:
+            return {}
+    return {str(k): str(v) for k, v in raw.items()} if isinstance(raw, Mapping) else {}
 
 
 def open_raw(url: str, storage_options: Mapping[str, Any] | None = None) -> xr.Dataset:

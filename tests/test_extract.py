@@ -77,7 +77,7 @@ def test_labels_splits_and_attrs(small_store: str) -> None:
         assert ds["label"].values[s] == Path(paths[f]).parent.name
         assert ds["split"].values[s] == ds["file_split"].values[f]
     assert FeatureConfig.from_dict(dict(ds.attrs)) == SMALL
-    assert ds.attrs["versions"]["librosa"] == librosa.__version__
+    assert json.loads(ds.attrs["versions"])["librosa"] == librosa.__version__
     for name, var in ds.variables.items():
         assert "description" in var.attrs and "units" in var.attrs, name
     assert set(ds["file_status"].values) == {"ok"}
@@ -99,6 +99,19 @@ print(json.dumps({{"dims": dict(ds.sizes), "mel": float(ds["mel_mean"].isel(segm
     assert out["sr"] == 22050 and out["dims"]["mel_band"] == 64
     ours = open_raw(small_store)
     assert out["mel"] == pytest.approx(float(ours["mel_mean"].isel(segment=0).mean()))
+
+
+def test_a_plain_xarray_export_to_netcdf_keeps_values_and_config(small_store: str, tmp_path: Path) -> None:
+    """Attributes are netCDF-safe (no dicts, bools or None): a user's to_netcdf works, and
+    the config read back from the netCDF file is the store's."""
+    ds = xr.open_zarr(small_store)
+    path = tmp_path / "export.nc"
+    ds[["rms_mean", "label"]].to_netcdf(path)
+    with xr.open_dataset(path) as back:
+        np.testing.assert_array_equal(back["rms_mean"].values, ds["rms_mean"].values)
+        assert list(back["label"].values) == list(ds["label"].values.astype(object))
+        assert FeatureConfig.from_dict(dict(back.attrs)) == SMALL
+        assert json.loads(back.attrs["versions"])["zarr"]
 
 
 def test_store_is_zarr_v3_zstd_chunk_aligned(small_store: str) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -102,7 +103,7 @@ def test_crashed_append_is_rolled_back(tmp_path: Path) -> None:
     before = open_raw(store).load()
     # a crash half-way through an append: sizes grown, marker left behind
     group = open_group(store)
-    group.attrs["append_in_progress"] = {"segment": before.sizes["segment"], "file": before.sizes["file"], "chunk": before.sizes["chunk"]}
+    group.attrs["append_in_progress"] = json.dumps({"segment": before.sizes["segment"], "file": before.sizes["file"], "chunk": before.sizes["chunk"]})
     graph._resize_all(store, {}, {"segment": before.sizes["segment"] + 8, "file": before.sizes["file"] + 2, "chunk": before.sizes["chunk"] + 4})
     report = extract([root], store, CONFIG, scheduler="synchronous", progress=False)
     assert report.chunks_computed == 0
