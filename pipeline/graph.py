@@ -25,7 +25,13 @@ from .chunk import ChunkFile, ChunkTask, run_chunk
 from .config import FeatureConfig
 from .errors import ConfigMismatch, InputError, SchedulerError, SchemaError, one_line
 from .gate import TemplateGate
-from .io import fingerprint, list_inputs, probe_file, sanitize_storage_options
+from .io import (
+    check_url_credentials,
+    fingerprint,
+    list_inputs,
+    probe_file,
+    sanitize_storage_options,
+)
 from .labels import DEFAULT_SPLIT_FRACTIONS, hash_split, label_from_parent, read_labels_csv
 from .lock import StoreLock
 from .schema import Layout, build_layout, make_template
@@ -245,6 +251,7 @@ def extract(
     config = config or FeatureConfig()
     options = sanitize_storage_options(storage_options)
     store_url = _normalise_store(os.fspath(store))
+    check_url_credentials(store_url)
     uris = list_inputs([inputs] if isinstance(inputs, str | os.PathLike) else list(inputs), options)
     assigned = _assign_labels(uris, labels, label_from, options, split_fractions)
     # one writer at a time: a second run refuses here, before it looks at the store

@@ -18,6 +18,7 @@ import shutil
 import stat
 import subprocess
 import time
+import urllib.parse
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import IO, Any
@@ -36,6 +37,7 @@ __all__ = [
     "CREDENTIAL_KEYS",
     "Decoded",
     "FileInfo",
+    "check_url_credentials",
     "decode_range",
     "filesystem",
     "fingerprint",
@@ -68,24 +70,59 @@ _SMALL_BLOCK_FRAMES = 1 << 12
 
 
 def sanitize_storage_options(options: Mapping[str, Any] | None) -> dict[str, Any]:
-    """Storage options safe to ship to workers: refuses credentials (they come from the env)."""
+    """Storage options safe to ship to workers: refuses credentials (they come from the env).
+
+    Keys (``key``, ``secret``, ``token`` ...), cookies, and HTTP headers that authenticate
+    (``Authorization``, ``Cookie``, ``X-Api-Key``, any name with auth, token, key, secret,
+    session, signature or password in it) are all credentials, however deeply nested.
+    """
     options = dict(options or {})
     found = sorted(_credential_paths(options))
     if found:
         raise InputError(
             "Expected no credentials in storage options (they would travel in the task graph); "
             f"got {', '.join(found)}: set them in the environment (e.g. AWS_ACCESS_KEY_ID, "
-            "AWS_SECRET_ACCESS_KEY) or use the cluster's credential chain"
+            "AWS_SECRET_ACCESS_KEY, or FSSPEC_HTTP='{\"headers\": {...}}' for HTTP headers) or use "
+            "the cluster's credential chain"
         )
     return options
 
 
+#: words that make an HTTP header (or a URL query parameter) a credential
+_SECRET_WORDS = ("auth", "token", "key", "secret", "session", "signature", "password", "cookie", "credential")
+#: query parameters of signed URLs (S3, GCS, Azure SAS) that carry no secret word of their own
+_SIGNED_URL_PARAMS = frozenset({"sig", "se", "sp", "sv", "x-amz-date", "x-goog-date", "expires"})
+
+
 def _credential_paths(options: Mapping[str, Any], prefix: str = "") -> Iterator[str]:
     for key, value in options.items():
-        if str(key).lower() in CREDENTIAL_KEYS:
+        name = str(key).lower()
+        if name in CREDENTIAL_KEYS or name in ("cookies", "cookie_jar", "auth"):
             yield prefix + str(key)
+        elif name == "headers" and isinstance(value, Mapping):
+            yield from (f"{prefix}{key}.{h}" for h in value if any(w in str(h).lower() for w in _SECRET_WORDS))
         elif isinstance(value, Mapping):
             yield from _credential_paths(value, prefix + str(key) + ".")
+
+
+def check_url_credentials(url: str) -> None:
+    """Refuse a URL that carries a credential (``user:password@``, a signed URL's query).
+
+    Input and store URLs travel in task graphs, logs and the store's ``file_path``: a signed
+    URL's signature or a password in it would too. Raises :class:`InputError`.
+    """
+    if not is_url(url):
+        return
+    parts = urllib.parse.urlsplit(url)
+    if parts.password is not None or (parts.username and "@" in parts.netloc):
+        raise InputError(f"Expected a URL without credentials, got a user name or password in {parts.scheme}://...@{parts.hostname}: "
+                         "give them to the filesystem through the environment or its own configuration")
+    secret = sorted({k for k, _ in urllib.parse.parse_qsl(parts.query, keep_blank_values=True)
+                     if k.lower() in _SIGNED_URL_PARAMS or any(w in k.lower() for w in _SECRET_WORDS)})
+    if secret:
+        raise InputError(f"Expected a URL without credentials, got a signed URL (query parameters {', '.join(secret)}) "
+                         f"for {parts.scheme}://{parts.hostname}{parts.path}: use the bucket URL with credentials from the "
+                         "environment, or the filesystem's own configuration")
 
 
 def is_url(path: str) -> bool:
@@ -105,6 +142,8 @@ def filesystem(uri: str, storage_options: Mapping[str, Any] | None = None) -> tu
 def join_uri(fs: fsspec.AbstractFileSystem, original: str, path: str) -> str:
     """The URI of ``path`` (as listed by ``fs``) in the style of ``original``."""
     if is_url(original):
+        if is_url(path):  # HTTP(S) filesystems list full URLs
+            return path
         protocol = original.split("://", 1)[0]
         return f"{protocol}://{path.lstrip('/')}"
     return path
@@ -126,6 +165,7 @@ def list_inputs(inputs: Sequence[str | os.PathLike[str]], storage_options: Mappi
     found: dict[str, None] = {}
     for raw in inputs:
         item = os.fspath(raw)
+        check_url_credentials(item)
         if not is_url(item):
             item = os.path.abspath(os.path.expanduser(item.removeprefix("file://")))
         fs, path = filesystem(item, storage_options)
