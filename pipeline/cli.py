@@ -14,9 +14,10 @@ import numpy as np
 
 from ._version import __version__
 from .config import ALL_FEATURES, DEFAULT_FEATURES, FeatureConfig
+from .console import drop_distributed_del_errors
 from .errors import ConfigError, InputError, PipelineError, StorageError, StoreBusy, one_line
 
-__all__ = ["main"]
+__all__ = ["main", "run"]
 
 PROG = "audio-pipeline"
 EXIT_USAGE = 2
@@ -392,6 +393,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
+        drop_distributed_del_errors()
         return COMMANDS[args.command](args)
     except KeyboardInterrupt:
         print(f"{PROG}: interrupted; re-run the same command to resume", file=sys.stderr)
@@ -410,3 +412,27 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         print(f"{PROG}: error: {type(exc).__name__}: {one_line(exc)} (PIPELINE_DEBUG=1 shows the traceback)", file=sys.stderr)
         return 1
+
+
+def run() -> None:
+    """The console script: :func:`main`, then, after a failure or Ctrl-C, a quiet exit.
+
+    The one line :func:`main` printed is the last word: what the interpreter's shutdown would
+    still print (a client's ``__del__`` on a closed event loop, an atexit callback, a worker's
+    log) goes nowhere.
+    """
+    code = main()
+    if code != 0:
+        _silence_stderr()
+    raise SystemExit(code)
+
+
+def _silence_stderr() -> None:
+    import logging
+
+    sys.stderr.flush()
+    sys.unraisablehook = lambda _: None
+    logging.disable(logging.CRITICAL)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 2)
+    os.close(devnull)

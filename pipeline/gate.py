@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
+from .console import drop_distributed_del_errors
 from .errors import StorageError
 
 __all__ = ["TEMPLATE_WAIT_SECONDS", "TemplateGate", "wait_for_template"]
@@ -55,6 +56,9 @@ def wait_for_template(name: str | None, timeout: float = TEMPLATE_WAIT_SECONDS) 
         return
     from distributed import Variable
 
+    # the Variable makes this worker a client, which complains from __del__ when the worker is
+    # closed mid-run (Ctrl-C): that would print a traceback under the command's one line
+    drop_distributed_del_errors()
     variable: Any = Variable(name)  # type: ignore[no-untyped-call]
     try:
         value = variable.get(timeout=timeout)

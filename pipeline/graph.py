@@ -11,7 +11,9 @@ import functools
 import json
 import logging
 import os
+import signal
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -173,11 +175,16 @@ def _cluster(client: Any | None, scheduler: str | None, workers: int | None, out
             own.close()
         return
     n = workers or max(1, os.cpu_count() or 1)
-    # everything on loopback: the dashboard would otherwise listen on all interfaces
-    cluster = LocalCluster(
-        n_workers=n, threads_per_worker=1, processes=True, host="127.0.0.1",
-        dashboard_address="127.0.0.1:0", silence_logs=logging.ERROR,
-    )
+    # everything on loopback: the dashboard would otherwise listen on all interfaces. Worker
+    # processes start with SIGINT ignored: Ctrl-C (sent to the whole process group) reaches
+    # this process alone, which says one line and closes the cluster, instead of every worker
+    # printing its KeyboardInterrupt. Their logs stay quiet below CRITICAL: a failing task is
+    # reported once, by this process, in one line.
+    with _sigint_ignored():
+        cluster = LocalCluster(
+            n_workers=n, threads_per_worker=1, processes=True, host="127.0.0.1",
+            dashboard_address="127.0.0.1:0", silence_logs=logging.CRITICAL,
+        )
     own = Client(cluster, set_as_default=False)
     try:
         _print_dashboard(own, out)
@@ -185,6 +192,21 @@ def _cluster(client: Any | None, scheduler: str | None, workers: int | None, out
     finally:
         own.close()
         cluster.close()
+
+
+@contextlib.contextmanager
+def _sigint_ignored() -> Iterator[None]:
+    """SIGINT ignored while the cluster starts its worker processes, which inherit that (an
+    ignored signal stays ignored across exec, and Python then installs no handler of its own).
+    A Ctrl-C in those 1-2 s is lost (the next one works). In the main thread only."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def _print_dashboard(client: Any, out: TextIO) -> None:

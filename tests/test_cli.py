@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from pipeline.cli import main
+from pipeline.store import open_group
 
 PY = [sys.executable, "-m", "pipeline"]
 
@@ -166,3 +172,36 @@ def test_demo_end_to_end_on_tiny_data(tmp_path: Path, capsys: pytest.CaptureFixt
     assert len(list((tmp_path / "demo" / "figures").glob("*.png"))) == 7
     assert (tmp_path / "demo" / "model-cnn" / "metrics.json").exists()
     assert main(["demo", str(tmp_path / "d2"), "--clips", "2"]) == 2
+
+
+@pytest.mark.cluster
+def test_ctrl_c_to_the_process_group_prints_one_line_and_the_rerun_resumes(tmp_path: Path) -> None:
+    """SIGINT to the whole process group, as a terminal sends it, mid-run on a local cluster of
+    2 worker processes: one line, exit 130, no worker's traceback; the rerun finishes the store."""
+    from test_resume_append import write_clips
+
+    corpus = tmp_path / "clips"
+    write_clips(corpus, [f"i{i}" for i in range(40)], seconds=9.0)
+    store = tmp_path / "s.zarr"
+    cmd = [sys.executable, "-m", "pipeline", "extract", str(corpus), "-o", str(store), "--workers", "2",
+           "--segment-chunk", "2", "--features", "mel,mfcc,chroma", "--no-progress"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    deadline = time.monotonic() + 120
+    done = 0
+    while done < 2 and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+        with contextlib.suppress(Exception):
+            done = int(np.asarray(open_group(str(store), mode="r")["chunk_done"][:]).sum())
+    os.killpg(proc.pid, signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert done >= 2, "the run ended (or never started) before the interrupt"
+    assert proc.returncode == 130, err
+    lines = [line for line in err.splitlines() if not line.startswith("Dask dashboard: ")]
+    assert lines == ["audio-pipeline: interrupted; re-run the same command to resume"], err
+    total = open_group(str(store), mode="r")["chunk_done"].shape[0]
+    finished = int(np.asarray(open_group(str(store), mode="r")["chunk_done"][:]).sum())
+    assert finished < total, "the interrupt landed after the work was done"
+    rerun = subprocess.run(cmd, capture_output=True, text=True, timeout=300, check=False)
+    assert rerun.returncode == 0, rerun.stderr
+    assert f"resuming: {finished} of {total} chunks done" in rerun.stderr
+    assert int(np.asarray(open_group(str(store), mode="r")["chunk_done"][:]).sum()) == total
