@@ -82,6 +82,10 @@ class ExtractReport:
     #: wall time: prepare (listing, probing, layout, cluster start), tasks (template included,
     #: written while the first tasks compute), finalise
     phases: dict[str, float] = field(default_factory=dict)
+    #: with labels asked for (a CSV or --label-from): inputs left without a label, and the
+    #: labels CSV's paths that matched no input
+    unlabeled: int = 0
+    unmatched_labels: list[str] = field(default_factory=list)
 
     def summary(self) -> str:
         speed = self.audio_seconds_computed / self.elapsed if self.elapsed > 0 else 0.0
@@ -91,7 +95,17 @@ class ExtractReport:
             + f"), {self.segments} segments, {self.audio_seconds / 3600:.2f} h audio; "
             f"{self.chunks_computed} of {self.chunks_total} chunks computed in {self.elapsed:.1f} s "
             f"({speed:.0f}x real time) -> {self.store}"
+            + self._labels_note()
         )
+
+    def _labels_note(self) -> str:
+        parts = []
+        if self.unlabeled:
+            parts.append(f"{self.unlabeled} inputs without a label")
+        if self.unmatched_labels:
+            first = ", ".join(self.unmatched_labels[:3])
+            parts.append(f"{len(self.unmatched_labels)} labels CSV rows matched no input (first: {first})")
+        return "; labels: " + "; ".join(parts) if parts else ""
 
 
 def plan_tasks(layout: Layout, pending: Sequence[int] | None = None) -> list[ChunkTask]:
@@ -222,7 +236,8 @@ def _probe_many(uris: Sequence[str], storage_options: Mapping[str, Any] | None) 
 def _assign_labels(
     uris: Sequence[str], labels: str | Mapping[str, tuple[str, str]] | None, label_from: str | None,
     storage_options: Mapping[str, Any] | None, split_fractions: Sequence[float],
-) -> dict[str, tuple[str, str]]:
+) -> tuple[dict[str, tuple[str, str]], list[str]]:
+    """``{uri: (label, split)}`` for every input, and the table's paths that match no input."""
     table: Mapping[str, tuple[str, str]] = {}
     if isinstance(labels, str):
         table = read_labels_csv(labels, storage_options)
@@ -236,7 +251,7 @@ def _assign_labels(
         if not label and label_from == "parent":
             label = label_from_parent(uri)
         out[uri] = (label, split or hash_split(uri, split_fractions))
-    return out
+    return out, sorted(set(table) - set(uris))
 
 
 def extract(
@@ -275,15 +290,19 @@ def extract(
     store_url = _normalise_store(os.fspath(store))
     check_url_credentials(store_url)
     uris = list_inputs([inputs] if isinstance(inputs, str | os.PathLike) else list(inputs), options)
-    assigned = _assign_labels(uris, labels, label_from, options, split_fractions)
+    assigned, unmatched = _assign_labels(uris, labels, label_from, options, split_fractions)
     # one writer at a time: a second run refuses here, before it looks at the store
     with StoreLock(store_url, options) as claim:
         if claim.taken_over is not None:
             print(f"note: took over a stale claim on the store ({claim.taken_over.describe()})", file=out)
-        return _extract_claimed(store_url, options, config, uris, assigned, claim, started=started, client=client,
-                                scheduler=scheduler, workers=workers, overwrite=overwrite,
-                                split_fractions=split_fractions, progress=progress, out=out,
-                                segment_chunk=segment_chunk)
+        report = _extract_claimed(store_url, options, config, uris, assigned, claim, started=started, client=client,
+                                  scheduler=scheduler, workers=workers, overwrite=overwrite,
+                                  split_fractions=split_fractions, progress=progress, out=out,
+                                  segment_chunk=segment_chunk)
+    if labels is not None or label_from is not None:
+        report.unlabeled = sum(1 for uri in uris if not assigned[uri][0])
+        report.unmatched_labels = unmatched
+    return report
 
 
 def _extract_claimed(

@@ -48,7 +48,8 @@ def read_labels_csv(path: str, storage_options: Mapping[str, Any] | None = None)
     """``{uri: (label, split)}`` from a CSV with columns ``path,label[,split]``.
 
     Relative paths are resolved against the CSV's own location; the split is empty when the
-    CSV has no ``split`` column (a hash split is used then).
+    CSV has no ``split`` column (a hash split is used then). A path listed twice with the same
+    label and split is one row; with different ones, an :class:`InputError`.
     """
     text = read_text(path, storage_options)
     reader = csv.DictReader(_io.StringIO(text))
@@ -57,6 +58,7 @@ def read_labels_csv(path: str, storage_options: Mapping[str, Any] | None = None)
         raise InputError(f"Expected a labels CSV with columns path,label[,split], got columns {fields} in {path}")
     base = path.rsplit("/", 1)[0] if _is_url(path) else os.path.dirname(os.path.abspath(path))
     out: dict[str, tuple[str, str]] = {}
+    first_line: dict[str, int] = {}
     for line, row in enumerate(reader, start=2):
         clean = {(k or "").strip().lower(): (v or "").strip() for k, v in row.items()}
         rel = clean.get("path", "")
@@ -72,5 +74,12 @@ def read_labels_csv(path: str, storage_options: Mapping[str, Any] | None = None)
             uri = base.split("://", 1)[0] + "://" + uri
         else:
             uri = os.path.normpath(os.path.join(base, rel))
-        out[uri] = (clean.get("label", ""), split)
+        entry = (clean.get("label", ""), split)
+        if uri in out and out[uri] != entry:
+            raise InputError(
+                f"Expected one label and split per path in {path}, got {rel!r} as {out[uri]} on line "
+                f"{first_line[uri]} and as {entry} on line {line}"
+            )
+        out[uri] = entry
+        first_line.setdefault(uri, line)
     return out

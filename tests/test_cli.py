@@ -205,3 +205,26 @@ def test_ctrl_c_to_the_process_group_prints_one_line_and_the_rerun_resumes(tmp_p
     assert rerun.returncode == 0, rerun.stderr
     assert f"resuming: {finished} of {total} chunks done" in rerun.stderr
     assert int(np.asarray(open_group(str(store), mode="r")["chunk_done"][:]).sum()) == total
+
+
+def test_the_summary_says_which_labels_did_not_match(tmp_path: Path) -> None:
+    """A CSV row naming no input and inputs absent from the CSV are counted in the summary;
+    the same path twice with the same label is one row."""
+    import soundfile as sf
+
+    for name in ("a", "b", "c"):
+        sf.write(tmp_path / f"{name}.wav", np.zeros(22050, dtype=np.float32) + 0.1, 22050)
+    csv = tmp_path / "labels.csv"
+    csv.write_text("path,label\na.wav,jazz\na.wav,jazz\ngone.wav,rock\nalso_gone.wav,pop\n")
+    proc = run("extract", str(tmp_path / "a.wav"), str(tmp_path / "b.wav"), str(tmp_path / "c.wav"), "-o",
+               str(tmp_path / "s.zarr"), "--labels", str(csv), "--features", "rms", "--scheduler", "synchronous",
+               "--no-progress")
+    assert proc.returncode == 0, proc.stderr
+    assert (f"; labels: 2 inputs without a label; 2 labels CSV rows matched no input (first: "
+            f"{tmp_path / 'also_gone.wav'}, {tmp_path / 'gone.wav'})") in proc.stdout
+    # fully labelled: nothing to say
+    csv.write_text("path,label\na.wav,jazz\nb.wav,rock\nc.wav,pop\n")
+    proc = run("extract", str(tmp_path / "a.wav"), str(tmp_path / "b.wav"), str(tmp_path / "c.wav"), "-o",
+               str(tmp_path / "t.zarr"), "--labels", str(csv), "--features", "rms", "--scheduler", "synchronous",
+               "--no-progress")
+    assert proc.returncode == 0 and "labels:" not in proc.stdout, proc.stdout

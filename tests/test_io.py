@@ -161,7 +161,8 @@ def test_labels_csv_resolves_relative_paths(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(
     ("text", "message"),
-    [("file,genre\na.wav,x\n", "columns path,label"), ("path,label,split\na.wav,x,holdout\n", "split in train")],
+    [("file,genre\na.wav,x\n", "columns path,label"), ("path,label,split\na.wav,x,holdout\n", "split in train"),
+     ("path,label\na.wav,jazz\nb.wav,rock\n./a.wav,rock\n", r"one label and split per path .*'jazz', ''\) on line 2 and as \('rock', ''\) on line 4")],
 )
 def test_bad_labels_csv(tmp_path: Path, text: str, message: str) -> None:
     (tmp_path / "l.csv").write_text(text)
