@@ -160,12 +160,14 @@ def test_query_filters(corpus_store: str, corpus: Path, clear: tuple[str, dict[s
 
 
 def test_query_shows_visible_segments_only(tmp_path: Path) -> None:
-    """A truncated WAV: the header plans 2 segments, the data holds only the first."""
-    path = tmp_path / "in" / "tones" / "cut.wav"
+    """A truncated FLAC: the header (STREAMINFO) plans 2 segments, the data holds only the first.
+    (A truncated PCM WAV is laid out as what its bytes hold, so it plans no invisible segment.)"""
+    path = tmp_path / "in" / "tones" / "cut.flac"
     path.parent.mkdir(parents=True)
-    sf.write(path, _tone(6.0, 0.5), SR, subtype="PCM_16")
+    noisy = _tone(6.0, 0.5) + np.random.default_rng(3).normal(0, 0.05, int(6.0 * SR)).astype(np.float32)
+    sf.write(path, noisy, SR, subtype="PCM_16")
     data = path.read_bytes()
-    path.write_bytes(data[: 44 + 2 * int(2.0 * SR)])
+    path.write_bytes(data[: len(data) // 3])  # about 2 s decode
     store = str(tmp_path / "cut.zarr")
     extract([tmp_path / "in"], store, CONFIG, scheduler="synchronous", label_from="parent", progress=False)
     assert open_raw(store).sizes["segment"] == 2
