@@ -149,18 +149,26 @@ def _config(args: argparse.Namespace) -> FeatureConfig:
 
 
 def cmd_extract(args: argparse.Namespace) -> int:
-    from .graph import extract
-
+    # every option is checked before the heavy imports: bad input fails in a fraction of a second
     config = _config(args)
     if args.workers is not None and args.workers < 1:
         raise ConfigError(f"Expected --workers >= 1, got {args.workers}")
     if args.segment_chunk is not None and args.segment_chunk < 1:
         raise ConfigError(f"Expected --segment-chunk >= 1, got {args.segment_chunk}")
+    options = _storage_options(args.storage_options)
+    fractions = _fractions(args.split_fractions)
+    from .io import check_url_credentials, sanitize_storage_options
+
+    options = sanitize_storage_options(options)
+    for url in [*args.inputs, args.output]:
+        check_url_credentials(url)
+    from .graph import extract
+
     report = extract(
         args.inputs, args.output, config, scheduler=args.scheduler, workers=args.workers,
-        labels=args.labels, label_from=args.label_from, storage_options=_storage_options(args.storage_options),
+        labels=args.labels, label_from=args.label_from, storage_options=options,
         overwrite=args.overwrite, progress=not args.no_progress, out=sys.stderr,
-        segment_chunk=args.segment_chunk, split_fractions=_fractions(args.split_fractions),
+        segment_chunk=args.segment_chunk, split_fractions=fractions,
     )
     for uri, reason in report.failed:
         print(f"failed: {uri}: {reason}", file=sys.stderr)

@@ -22,6 +22,7 @@ from librosa.core.pitch import _parabolic_interpolation
 from numpy.lib.stride_tricks import sliding_window_view
 
 from .config import FeatureConfig, stft_frames
+from .schema import SUMMARY_STATS
 
 __all__ = [
     "SUMMARY_STATS",
@@ -36,7 +37,6 @@ __all__ = [
     "zero_crossing_rate",
 ]
 
-SUMMARY_STATS: tuple[str, ...] = ("mean", "std")
 _AMIN_POWER = 1e-10
 _TINY32 = np.finfo(np.float32).tiny
 #: frames transformed together: their float64 copies stay within the CPU's cache

@@ -190,8 +190,9 @@ class StoreLock:
                 if current is None or current.run != self.claim.run:
                     self.lost = current or self.claim
                     return
-                self.claim = Claim(**{**asdict(self.claim), "renewed": time.time()})
-                self._overwrite(self.claim.to_bytes())
+                renewed = Claim(**{**asdict(self.claim), "renewed": time.time()})
+                self._overwrite(renewed.to_bytes())
+                self.claim = renewed  # once stored: what this run says it holds is what is stored
             except OSError:
                 continue  # a passing storage fault: the next renewal tries again
 

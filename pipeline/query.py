@@ -12,6 +12,8 @@ import fnmatch
 import importlib.util
 import os
 import posixpath
+import sys
+import types
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -21,11 +23,9 @@ import pandas as pd
 import xarray as xr
 from dask.base import compute as dask_compute
 
-from .chunk import ChunkFile, ChunkTask, compute_chunk
 from .errors import InputError, SchemaError, StorageError, one_line
-from .features import SUMMARY_STATS
 from .io import probe_file, resampled_length
-from .schema import SPLITS, VARIABLES, segment_starts
+from .schema import SPLITS, SUMMARY_STATS, VARIABLES, segment_starts
 from .store import as_text, open_store, store_config
 
 __all__ = [
@@ -447,6 +447,8 @@ def featurise_audio(
     InputError
         The file cannot be probed or decoded, or yields no segment.
     """
+    from .chunk import ChunkFile, ChunkTask, compute_chunk  # the kernels (librosa): only here
+
     config = store_config(ds.attrs)
     info = probe_file(uri, storage_options)
     if info.error:
@@ -570,3 +572,14 @@ def similar(
             "label": as_text(sub["label"]),
         }
     )
+
+
+class _CallableModule(types.ModuleType):
+    """``pipeline.query`` is this module and, lazily imported by ``pipeline``, also the
+    function: whichever an import leaves at ``pipeline.query``, calling it queries."""
+
+    def __call__(self, *args: Any, **kwargs: Any) -> pd.DataFrame:
+        return query(*args, **kwargs)
+
+
+sys.modules[__name__].__class__ = _CallableModule

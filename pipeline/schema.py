@@ -27,6 +27,7 @@ __all__ = [
     "PITCH_CLASSES",
     "SEGMENT_PADDING",
     "SPLITS",
+    "SUMMARY_STATS",
     "VARIABLES",
     "Layout",
     "Variable",
@@ -42,6 +43,8 @@ __all__ = [
 ]
 
 PITCH_CLASSES: tuple[str, ...] = ("C", "C#", "D", "D#", "E", "F", "F#", "G", "G#", "A", "A#", "B")
+#: per-segment summaries of every frame-level variable, over its valid frames
+SUMMARY_STATS: tuple[str, ...] = ("mean", "std")
 SPLITS: tuple[str, ...] = ("train", "val", "test")
 FILE_STATUS: tuple[str, ...] = ("pending", "ok", "error")
 #: ``segment_file`` of a padding segment (allocated to keep appends chunk-aligned).

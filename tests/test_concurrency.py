@@ -37,7 +37,7 @@ def _plant(store: Path, **fields: object) -> None:
 @pytest.fixture
 def clips(tmp_path: Path) -> Path:
     root = tmp_path / "clips"
-    write_clips(root, [f"c{i}" for i in range(6)], seconds=7.0)
+    write_clips(root, [f"c{i}" for i in range(6)], seconds=4.0)
     return root
 
 
