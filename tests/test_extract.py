@@ -235,3 +235,23 @@ def test_interrupted_template_is_rewritten(tmp_path: Path, corpus: Path) -> None
     report = extract([corpus], str(store), config, scheduler="synchronous", progress=False)
     assert report.chunks_computed == report.chunks_total
     assert open_raw(str(store)).attrs["pipeline_template"] == "complete"
+
+
+def test_a_small_default_run_stays_in_process(tmp_path: Path, corpus: Path) -> None:
+    """No client, scheduler or workers given and less audio than a local cluster pays for:
+    the run is in-process and says so; above the threshold, or asked for workers, it is not."""
+    import io
+
+    import dask
+
+    from pipeline.graph import _auto_scheduler
+
+    out = io.StringIO()
+    report = extract([corpus], str(tmp_path / "s.zarr"), SMALL, label_from="parent", progress=False, out=out)
+    assert report.files_ok == 5
+    assert "in-process: 5 files, 0.4 min of audio" in out.getvalue() and "Dask dashboard" not in out.getvalue()
+    uris = sorted(str(p) for p in corpus.rglob("*.*"))
+    with dask.config.set({"pipeline.in-process-below-seconds": 10}):  # the corpus holds 23 s
+        scheduler, probed = _auto_scheduler(uris, {}, client=None, scheduler=None, workers=None, out=io.StringIO())
+    assert scheduler is None and probed is not None and set(probed) == set(uris)
+    assert _auto_scheduler(uris, {}, client=None, scheduler=None, workers=2, out=io.StringIO()) == (None, None)
