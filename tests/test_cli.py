@@ -177,24 +177,26 @@ def test_demo_end_to_end_on_tiny_data(tmp_path: Path, capsys: pytest.CaptureFixt
 @pytest.mark.cluster
 def test_ctrl_c_to_the_process_group_prints_one_line_and_the_rerun_resumes(tmp_path: Path) -> None:
     """SIGINT to the whole process group, as a terminal sends it, mid-run on a local cluster of
-    2 worker processes: one line, exit 130, no worker's traceback; the rerun finishes the store."""
+    2 worker processes (after the first done chunk): one line, exit 130, no worker's traceback;
+    the rerun finishes the store."""
     from test_resume_append import write_clips
 
     corpus = tmp_path / "clips"
-    write_clips(corpus, [f"i{i}" for i in range(30)], seconds=6.0)
+    # enough work (80 chunks) that the interrupt lands mid-run however fast the workers are
+    write_clips(corpus, [f"i{i}" for i in range(40)], seconds=12.0)
     store = tmp_path / "s.zarr"
     cmd = [sys.executable, "-m", "pipeline", "extract", str(corpus), "-o", str(store), "--workers", "2",
-           "--segment-chunk", "2", "--features", "mel,chroma", "--no-progress"]
+           "--segment-chunk", "2", "--features", "mel,mfcc,chroma", "--no-progress"]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
     deadline = time.monotonic() + 120
     done = 0
-    while done < 2 and proc.poll() is None and time.monotonic() < deadline:
+    while done < 1 and proc.poll() is None and time.monotonic() < deadline:
         time.sleep(0.05)
         with contextlib.suppress(Exception):
             done = int(np.asarray(open_group(str(store), mode="r")["chunk_done"][:]).sum())
     os.killpg(proc.pid, signal.SIGINT)
     _, err = proc.communicate(timeout=120)
-    assert done >= 2, "the run ended (or never started) before the interrupt"
+    assert done >= 1, "the run ended (or never started) before the interrupt"
     assert proc.returncode == 130, err
     lines = [line for line in err.splitlines() if not line.startswith("Dask dashboard: ")]
     assert lines == ["audio-pipeline: interrupted; re-run the same command to resume"], err
