@@ -174,6 +174,10 @@ def test_demo_end_to_end_on_tiny_data(tmp_path: Path, capsys: pytest.CaptureFixt
     assert main(["demo", str(tmp_path / "d2"), "--clips", "2"]) == 2
 
 
+def _default_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 @pytest.mark.cluster
 def test_ctrl_c_to_the_process_group_prints_one_line_and_the_rerun_resumes(tmp_path: Path) -> None:
     """SIGINT to the whole process group, as a terminal sends it, mid-run on a local cluster of
@@ -187,7 +191,10 @@ def test_ctrl_c_to_the_process_group_prints_one_line_and_the_rerun_resumes(tmp_p
     store = tmp_path / "s.zarr"
     cmd = [sys.executable, "-m", "pipeline", "extract", str(corpus), "-o", str(store), "--workers", "2",
            "--segment-chunk", "2", "--features", "mel,mfcc,chroma", "--no-progress"]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    # a shell's background job (as CI may run `make test`) starts with SIGINT ignored, and a
+    # process that inherits that never sees Ctrl-C: give the command the terminal's default
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
+                            preexec_fn=_default_sigint)
     deadline = time.monotonic() + 120
     done = 0
     while done < 1 and proc.poll() is None and time.monotonic() < deadline:

@@ -76,16 +76,17 @@ def test_append_only_new_files_equals_one_shot(tmp_path: Path) -> None:
 
 def test_a_segments_features_do_not_depend_on_its_chunk(tmp_path: Path) -> None:
     """A long 44.1 kHz file (resampled, split across chunks) beside short files: every segment
-    is the same bits whatever ``segment_chunk`` puts it in, whichever files share its batch."""
+    is the same bits whatever ``segment_chunk`` puts it in, whichever files share its batch.
+    (The file's 14 segments straddle chunk edges differently under 3 and 8 segments a chunk.)"""
     root = tmp_path / "mixed"
     write_clips(root, ["s0", "s1", "s2"], seconds=4.4)
     rng = np.random.default_rng(11)
-    t = np.arange(50 * 44100) / 44100
+    t = np.arange(42 * 44100) / 44100  # three resampling tiles
     long = 0.2 * np.sin(2 * np.pi * 220 * t * (1 + t / 60)) + rng.normal(0, 0.02, t.size)
     (root / "long").mkdir()
     sf.write(root / "long" / "l.wav", long.astype(np.float32), 44100, subtype="PCM_24")
     stores = []
-    for chunk in (3, 5, 8):
+    for chunk in (3, 8):
         store = str(tmp_path / f"c{chunk}.zarr")
         extract([root], store, CONFIG, scheduler="synchronous", label_from="parent", progress=False, segment_chunk=chunk)
         stores.append(open_store(store))
