@@ -18,12 +18,11 @@ import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 import dask
 import numpy as np
 
-from .chunk import ChunkFile, ChunkTask, run_chunk
 from .config import FeatureConfig
 from .errors import ConfigMismatch, InputError, SchedulerError, SchemaError, one_line
 from .gate import TemplateGate
@@ -51,6 +50,9 @@ from .store import (
     visible_segments,
     zarr_array,
 )
+
+if TYPE_CHECKING:
+    from .chunk import ChunkTask
 
 __all__ = ["ExtractReport", "extract", "plan_tasks"]
 
@@ -110,6 +112,9 @@ class ExtractReport:
 
 def plan_tasks(layout: Layout, pending: Sequence[int] | None = None) -> list[ChunkTask]:
     """One task per chunk: the parts of files whose segments fall into it."""
+    # the chunk module brings the kernels (librosa): imported when there is work, not with graph
+    from .chunk import ChunkFile, ChunkTask
+
     wanted = range(layout.n_chunks) if pending is None else pending
     by_chunk: dict[int, list[ChunkFile]] = {c: [] for c in wanted}
     for index, record in enumerate(layout.files):
@@ -568,6 +573,8 @@ def _run_tasks(
     *, gate: str | None = None, meanwhile: Callable[[], None] | None = None,
 ) -> None:
     from tqdm import tqdm
+
+    from .chunk import run_chunk
 
     sizes = {t.index: t.stop - t.start for t in tasks}  # a result's task in O(1), not a list search
     total_segments = sum(sizes.values())

@@ -355,7 +355,7 @@ def make_template(layout: Layout, config: FeatureConfig, *, extra_attrs: dict[st
 
     now = datetime.now(UTC).isoformat(timespec="seconds")
     root_attrs: dict[str, Any] = {**config.to_dict(), "segment_chunk": chunk,
-                             "versions": json.dumps(package_versions(), sort_keys=True), "created": now, "updated": now,
+                             "versions": package_versions(), "created": now, "updated": now,
                              "description": "Audio features (librosa reference) per segment; see docs/store.md"}
     root_attrs.update(extra_attrs or {})
     ds = xr.Dataset(data_vars, coords=coords, attrs=netcdf_safe(root_attrs))
