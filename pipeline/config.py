@@ -11,6 +11,7 @@ from .errors import ConfigError
 __all__ = [
     "ALL_FEATURES",
     "DEFAULT_FEATURES",
+    "FAMILY_VARIABLES",
     "FeatureConfig",
     "parse_features",
     "stft_frames",
@@ -19,6 +20,12 @@ __all__ = [
 #: Feature families, in store order. ``spectral`` expands to centroid, bandwidth, rolloff.
 ALL_FEATURES: tuple[str, ...] = ("spectrogram", "mel", "mfcc", "chroma", "spectral", "zcr", "rms")
 DEFAULT_FEATURES: tuple[str, ...] = ("mel", "mfcc", "chroma", "spectral", "zcr", "rms")
+#: The frame-level variables each family stores, in store order (one name: the family's own).
+FAMILY_VARIABLES: dict[str, tuple[str, ...]] = {
+    **{name: (name,) for name in ALL_FEATURES},
+    "spectral": ("spectral_centroid", "spectral_bandwidth", "spectral_rolloff"),
+    "zcr": ("zero_crossing_rate",),
+}
 
 
 def stft_frames(n_samples: int, n_fft: int, hop_length: int) -> int:
@@ -148,15 +155,7 @@ class FeatureConfig:
     @property
     def frame_variables(self) -> tuple[str, ...]:
         """Frame-level data variables this config produces, in store order."""
-        out: list[str] = []
-        for name in self.features:
-            if name == "spectral":
-                out += ["spectral_centroid", "spectral_bandwidth", "spectral_rolloff"]
-            elif name == "zcr":
-                out.append("zero_crossing_rate")
-            else:
-                out.append(name)
-        return tuple(out)
+        return tuple(v for name in self.features for v in FAMILY_VARIABLES[name])
 
     # -- dict round trip ------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import warnings
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -190,3 +190,56 @@ def completeness(ds: xr.Dataset) -> Completeness:
 def chunk_reports(ds: xr.Dataset) -> list[dict[str, Any]]:
     """Decoded per-chunk reports (empty dict for chunks not yet done)."""
     return [json.loads(text) if text else {} for text in as_text(ds["chunk_report"])]
+
+
+@dataclass(frozen=True)
+class LabelCount:
+    """One label's share of a store: files (ok and failed), visible segments, hours, splits."""
+
+    label: str
+    files: int
+    failed_files: int
+    segments: int
+    hours: float
+    splits: dict[str, int]
+
+
+def label_counts(ds: xr.Dataset, visible: np.ndarray | None = None) -> list[LabelCount]:
+    """Per label (sorted; ``""`` for none), what ``info`` and the report tabulate; ``visible``
+    defaults to :func:`visible_segments`."""
+    from .schema import SPLITS
+
+    visible = visible_segments(ds) if visible is None else visible
+    status = as_text(ds["file_status"])
+    ok, failed = status == "ok", status == "error"
+    duration = np.asarray(ds["file_duration"].values, dtype=np.float64)
+    file_labels = as_text(ds["file_label"])
+    seg_labels = as_text(ds["label"])[visible]
+    seg_split = as_text(ds["split"])[visible]
+    rows = []
+    for label in sorted(set(file_labels) | set(seg_labels)):
+        mine = file_labels == label
+        segs = seg_labels == label
+        rows.append(LabelCount(
+            label=str(label), files=int((ok & mine).sum()), failed_files=int((failed & mine).sum()),
+            segments=int(segs.sum()), hours=float(duration[ok & mine].sum() / 3600),
+            splits={s: int((segs & (seg_split == s)).sum()) for s in SPLITS},
+        ))
+    return rows
+
+
+def changed_files(ds: xr.Dataset, storage_options: Mapping[str, Any] | None = None,
+                  only: Iterable[str] | None = None) -> list[tuple[str, str]]:
+    """Files whose fingerprint (size + mtime/ETag) differs from the stored one, as
+    ``(path, what changed)``; ``only`` limits the check to those paths."""
+    from .io import fingerprint
+
+    wanted = None if only is None else set(only)
+    out = []
+    for path, stored in zip(as_text(ds["file_path"]), as_text(ds["file_fingerprint"]), strict=True):
+        if not stored or (wanted is not None and path not in wanted):
+            continue
+        now = fingerprint(str(path), storage_options)
+        if now != stored:
+            out.append((str(path), "missing now" if not now else f"fingerprint {stored} -> {now}"))
+    return out
