@@ -23,8 +23,9 @@ from .errors import (
 )
 
 if TYPE_CHECKING:
-    from .graph import ExtractReport, extract
+    from .graph import extract
     from .query import query, similar
+    from .results import ExtractReport
     from .store import completeness, open_raw, open_store
 
 __all__ = [
@@ -51,7 +52,7 @@ __all__ = [
 
 #: public names imported on first use, and the module each lives in
 _LAZY = {
-    "ExtractReport": ".graph", "extract": ".graph",
+    "ExtractReport": ".results", "extract": ".graph",
     "query": ".query", "similar": ".query",
     "completeness": ".store", "open_raw": ".store", "open_store": ".store",
 }

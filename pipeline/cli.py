@@ -6,16 +6,14 @@ import argparse
 import json
 import os
 import sys
-import time
 from collections.abc import Sequence
 from typing import Any, NoReturn
-
-import numpy as np
 
 from ._version import __version__
 from .config import ALL_FEATURES, DEFAULT_FEATURES, FeatureConfig
 from .console import drop_distributed_del_errors
 from .errors import ConfigError, InputError, PipelineError, StorageError, StoreBusy, one_line
+from .schema import SPLITS
 
 __all__ = ["main", "run"]
 
@@ -81,7 +79,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("query", help="the GTZAN-style table: one row per segment, summary features + file, offset, label")
     p.add_argument("store", metavar="STORE")
     p.add_argument("--label", action="append", help="keep this label (repeatable)")
-    p.add_argument("--split", choices=["train", "val", "test"])
+    p.add_argument("--split", choices=SPLITS)
     p.add_argument("--file", metavar="GLOB", help="keep files whose path or name matches")
     p.add_argument("--vars", metavar="V,...", help="variables, e.g. mfcc,rms or mfcc_mean [all summaries]")
     p.add_argument("-o", "--output", metavar="OUT", help="write .parquet or .csv instead of printing")
@@ -131,13 +129,13 @@ def _storage_options(text: str | None) -> dict[str, Any]:
 
 
 def _fractions(text: str) -> tuple[float, float, float]:
+    from .labels import check_split_fractions
+
     try:
-        values = tuple(float(v) for v in text.split(","))
-    except ValueError:
-        values = ()
-    if len(values) != 3 or any(v < 0 for v in values) or sum(values) <= 0:
-        raise ConfigError(f"Expected --split-fractions as three non-negative numbers like 0.8,0.1,0.1, got {text!r}")
-    return (values[0], values[1], values[2])
+        values = [float(v) for v in text.split(",")]
+    except ValueError as exc:
+        raise ConfigError(f"Expected --split-fractions as three non-negative numbers like 0.8,0.1,0.1, got {text!r}") from exc
+    return check_split_fractions(values, what="--split-fractions")
 
 
 def _config(args: argparse.Namespace) -> FeatureConfig:
@@ -172,155 +170,18 @@ def cmd_extract(args: argparse.Namespace) -> int:
     return 1 if args.strict and report.files_failed else 0
 
 
-def changed_files(ds: Any, storage_options: dict[str, Any] | None = None) -> list[tuple[str, str]]:
-    """Files whose fingerprint (size + mtime/ETag) differs from the one stored: (path, what)."""
-    from .io import fingerprint
-    from .store import as_text
-
-    out = []
-    for path, stored in zip(as_text(ds["file_path"]), as_text(ds["file_fingerprint"]), strict=True):
-        if not stored:
-            continue
-        now = fingerprint(str(path), storage_options)
-        if now != stored:
-            out.append((str(path), "missing now" if not now else f"fingerprint {stored} -> {now}"))
-    return out
-
-
-def format_info(url: str, storage_options: dict[str, Any] | None = None, *, check_files: bool = True) -> str:
-    """The ``info`` text of a store."""
-    from .store import as_text, completeness, open_raw, store_versions, visible_segments
-
-    ds = open_raw(url, storage_options)
-    comp = completeness(ds)
-    config = {k: ds.attrs.get(k) for k in FeatureConfig().to_dict() if k in ds.attrs}
-    lines = [f"store: {url}"]
-    lines.append(
-        f"complete: {comp.chunks_done}/{comp.chunks_total} chunks ({100 * comp.fraction:.0f}%), "
-        f"{comp.segments_visible} of {comp.segments_total} segments visible"
-    )
-    lines.append("config: " + " ".join(f"{k}={v}" for k, v in config.items()))
-    versions = store_versions(ds.attrs)
-    lines.append("versions: " + " ".join(f"{k}={v}" for k, v in versions.items()))
-    lines.append(f"created: {ds.attrs.get('created')}  updated: {ds.attrs.get('updated')}")
-    lines.append("dims: " + " ".join(f"{k}={v}" for k, v in ds.sizes.items()))
-    lines.append("variables:")
-    for name, var in ds.data_vars.items():
-        lines.append(f"  {name:<26} ({', '.join(map(str, var.dims))}) {var.dtype} [{var.attrs.get('units', '')}]")
-    status = as_text(ds["file_status"])
-    duration = np.asarray(ds["file_duration"].values, dtype=np.float64)
-    warning = as_text(ds["file_warning"])
-    ok = status == "ok"
-    lines.append(
-        f"files: {status.size} ({int(ok.sum())} ok, {int((ok & (warning != '')).sum())} warned, "
-        f"{int((status == 'error').sum())} failed, {int((status == 'pending').sum())} pending); "
-        f"audio {duration[ok].sum() / 3600:.3f} h"
-    )
-    visible = visible_segments(ds)
-    seg_labels = as_text(ds["label"])[visible]
-    seg_split = as_text(ds["split"])[visible]
-    file_labels = as_text(ds["file_label"])
-    lines.append(f"  {'label':<16}{'files':>7}{'segments':>10}{'hours':>9}{'train':>8}{'val':>6}{'test':>6}")
-    for label in sorted(set(file_labels[ok]) | set(seg_labels)):
-        sel = ok & (file_labels == label)
-        segs = seg_labels == label
-        splits = [int((segs & (seg_split == s)).sum()) for s in ("train", "val", "test")]
-        lines.append(
-            f"  {label or '(none)':<16}{int(sel.sum()):>7}{int(segs.sum()):>10}{duration[sel].sum() / 3600:>9.3f}"
-            + "".join(f"{n:>{w}}" for n, w in zip(splits, (8, 6, 6), strict=True))
-        )
-    paths = as_text(ds["file_path"])
-    errors = as_text(ds["file_error"])
-    failed = np.flatnonzero(status == "error")
-    if failed.size:
-        lines.append("failed files:")
-        lines.extend(f"  {paths[i]}: {errors[i]}" for i in failed)
-    warned = np.flatnonzero(warning != "")
-    if warned.size:
-        lines.append("warnings:")
-        lines.extend(f"  {paths[i]}: {warning[i]}" for i in warned)
-    if check_files:
-        changed = changed_files(ds, storage_options)
-        lines.append(f"changed since extraction: {len(changed)} files" + (" (re-extract them with --overwrite)" if changed else ""))
-        lines.extend(f"  {path}: {what}" for path, what in changed)
-    return "\n".join(lines)
-
-
 def cmd_info(args: argparse.Namespace) -> int:
+    from .info import format_info
+
     print(format_info(args.store, _storage_options(args.storage_options), check_files=not args.no_check_files))
     return 0
 
 
-def stratified_labels(csv_path: str, *, every: int = 10) -> str:
-    """Rewrite a ``path,label`` CSV with a split column: per label, 8 of every 10 files train,
-    1 val, 1 test (in file order), so every split holds every label. Returns the new CSV."""
-    import csv
-
-    with open(csv_path, newline="") as f:
-        rows = list(csv.DictReader(f))
-    seen: dict[str, int] = {}
-    out_path = os.path.join(os.path.dirname(csv_path), "labels_split.csv")
-    with open(out_path, "w", newline="") as f:
-        writer = csv.writer(f)
-        writer.writerow(["path", "label", "split"])
-        for row in sorted(rows, key=lambda r: (r["label"], r["path"])):
-            i = seen.get(row["label"], 0)
-            seen[row["label"]] = i + 1
-            k = i % every
-            writer.writerow([row["path"], row["label"], "test" if k == every - 1 else "val" if k == every - 2 else "train"])
-    return out_path
-
-
 def cmd_demo(args: argparse.Namespace) -> int:
-    from .graph import extract
-    from .testing import make_demo_corpus
+    from .demo import run_demo
 
-    root = os.path.abspath(args.directory)
-    corpus = os.path.join(root, "corpus")
-    store = os.path.join(root, "features.zarr")
-    t0 = time.perf_counter()
-    if args.clips < 3:
-        raise ConfigError(f"Expected --clips >= 3 (a train, a val and a test file per label), got {args.clips}")
-    csv_path = make_demo_corpus(corpus, n_per_genre=args.clips, seconds=args.seconds)
-    labels = stratified_labels(str(csv_path), every=min(10, args.clips))
-    print(f"demo corpus: {corpus} ({time.perf_counter() - t0:.1f} s to generate); labels and splits: {labels}")
-    report = extract(
-        [corpus], store, FeatureConfig(), scheduler=args.scheduler, workers=args.workers,
-        labels=labels, overwrite=True, out=sys.stderr,
-    )
-    print(report.summary())
-    print()
-    print(format_info(store))
-    from .query import query
-
-    table = query(store, vars=["mfcc_mean", "spectral_centroid_mean", "rms_mean"])
-    print(f"\nquery (the GTZAN-style table, {len(table)} rows x {table.shape[1]} columns; first 5 rows, 8 columns):")
-    print(table.iloc[:5, :8].to_string())
-    from .plot import KINDS, plot
-    from .report import write_report
-
-    first_jazz = int(table.index[table["label"] == "jazz"][0]) if (table["label"] == "jazz").any() else int(table.index[0])
-    os.makedirs(os.path.join(root, "figures"), exist_ok=True)
-    figures = plot(store, kinds=list(KINDS), out=os.path.join(root, "figures", "segment.png"), segment=first_jazz)
-    report_path = write_report(store, os.path.join(root, "report.html"))
-    print(f"\nfigures of segment {first_jazz}: {os.path.dirname(figures[0])}/ ({', '.join(os.path.basename(f) for f in figures)})")
-    print(f"report: {report_path}")
-    if args.no_train:
-        return 0
-    try:
-        from .training.train import train
-    except ImportError as exc:
-        print(f"skipping training: {exc}")
-        return 0
-    results = {}
-    for model, epochs in (("mlp", args.mlp_epochs), ("cnn", args.cnn_epochs)):
-        print(f"\n== {model} ==")
-        metrics = train(store, model=model, epochs=epochs, out_dir=os.path.join(root, f"model-{model}"))
-        results[model] = metrics
-    print()
-    for model, metrics in results.items():
-        print(f"{model}: test accuracy {metrics['test_accuracy']:.3f} (chance {1 / len(metrics['classes']):.3f}, "
-              f"majority baseline {metrics['majority_baseline']:.3f}) -> {os.path.join(root, 'model-' + model)}")
+    run_demo(args.directory, clips=args.clips, seconds=args.seconds, scheduler=args.scheduler, workers=args.workers,
+             mlp_epochs=args.mlp_epochs, cnn_epochs=args.cnn_epochs, train=not args.no_train)
     return 0
 
 
@@ -400,20 +261,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"{PROG}: interrupted; re-run the same command to resume", file=sys.stderr)
         return 130
-    except StoreBusy as exc:
-        print(f"{PROG}: error: {one_line(exc)}", file=sys.stderr)
-        return EXIT_BUSY
-    except StorageError as exc:
-        print(f"{PROG}: error: {one_line(exc)}", file=sys.stderr)
-        return 1
     except PipelineError as exc:
         print(f"{PROG}: error: {one_line(exc)}", file=sys.stderr)
-        return EXIT_USAGE
+        return _exit_code(exc)
     except Exception as exc:
         if os.environ.get("PIPELINE_DEBUG"):
             raise
         print(f"{PROG}: error: {type(exc).__name__}: {one_line(exc)} (PIPELINE_DEBUG=1 shows the traceback)", file=sys.stderr)
         return 1
+
+
+def _exit_code(exc: PipelineError) -> int:
+    """75 for a busy store (try later), 1 for a storage failure, 2 for bad input or config."""
+    if isinstance(exc, StoreBusy):
+        return EXIT_BUSY
+    return 1 if isinstance(exc, StorageError) else EXIT_USAGE
 
 
 def run() -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 __all__ = [
+    "MESSAGE_LIMIT",
     "ConfigError",
     "ConfigMismatch",
     "DecodeError",
@@ -16,12 +17,16 @@ __all__ = [
 ]
 
 
-def one_line(exc: BaseException | str) -> str:
-    """A message as one line of words: never empty, never a traceback."""
+#: the longest message a file's error or warning in the store holds (and a storage error quotes)
+MESSAGE_LIMIT = 500
+
+
+def one_line(exc: BaseException | str, limit: int | None = None) -> str:
+    """A message as one line of words: never empty, never a traceback; at most ``limit`` characters."""
     text = " ".join(str(exc).split())
     if not text and isinstance(exc, BaseException):
         text = type(exc).__name__
-    return text
+    return text if limit is None else text[:limit]
 
 
 class PipelineError(Exception):

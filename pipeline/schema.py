@@ -1,4 +1,4 @@
-"""The store's layout: dimensions, variables, attributes, encodings, segment plan, template.
+"""The store's layout: variables, sizes, the segment plan, where every file's segments go.
 
 Everything here is pure: it describes arrays, it does not compute features or talk to Dask.
 """
@@ -7,23 +7,17 @@ from __future__ import annotations
 
 import json
 import math
-import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
-import dask.array as da
 import numpy as np
-import xarray as xr
-from zarr.codecs import ZstdCodec
 
 from ._version import __version__
 from .config import FeatureConfig
 
 __all__ = [
     "CHUNK_TARGET_BYTES",
-    "FILE_STATUS",
     "PITCH_CLASSES",
     "SEGMENT_PADDING",
     "SPLITS",
@@ -33,8 +27,6 @@ __all__ = [
     "Variable",
     "build_layout",
     "chunk_segments",
-    "file_coords",
-    "make_template",
     "netcdf_safe",
     "package_versions",
     "resampled_length",
@@ -46,7 +38,6 @@ PITCH_CLASSES: tuple[str, ...] = ("C", "C#", "D", "D#", "E", "F", "F#", "G", "G#
 #: per-segment summaries of every frame-level variable, over its valid frames
 SUMMARY_STATS: tuple[str, ...] = ("mean", "std")
 SPLITS: tuple[str, ...] = ("train", "val", "test")
-FILE_STATUS: tuple[str, ...] = ("pending", "ok", "error")
 #: ``segment_file`` of a padding segment (allocated to keep appends chunk-aligned).
 SEGMENT_PADDING = -1
 CHUNK_TARGET_BYTES = 16 * 2**20
@@ -54,7 +45,6 @@ _MAX_CHUNK_SEGMENTS = 2048
 #: At most this much audio per chunk, so a task's decoded audio stays small whatever the config.
 _MAX_CHUNK_AUDIO_SECONDS = 900.0
 _FEW_CHUNKS = 16
-_COMPRESSORS = (ZstdCodec(level=1),)
 
 
 @dataclass(frozen=True)
@@ -174,7 +164,7 @@ def build_layout(
 ) -> Layout:
     """Allocate segments file by file, in the given order, from the header lengths.
 
-    ``entries`` are :meth:`pipeline.io.FileInfo.to_dict` dicts plus ``label`` and ``split``.
+    ``entries`` are :meth:`pipeline.probe.FileInfo.to_dict` dicts plus ``label`` and ``split``.
     ``first_segment`` and ``first_file_records`` let an append continue an existing layout.
     """
     records = list(first_file_records)
@@ -226,10 +216,6 @@ def package_versions() -> dict[str, str]:
     return out
 
 
-def _strings(values: Sequence[str]) -> np.ndarray:
-    return np.array(list(values), dtype=object)
-
-
 def segment_coords(layout: Layout, config: FeatureConfig) -> dict[str, np.ndarray]:
     """Per-segment coordinates known from the plan (before decoding)."""
     n = layout.n_segments
@@ -252,111 +238,3 @@ def segment_coords(layout: Layout, config: FeatureConfig) -> dict[str, np.ndarra
         split[sl] = record.split
     return {"segment_file": seg_file, "segment_offset": offset, "segment_valid_frames": valid_frames,
             "label": label, "split": split}
-
-
-def file_coords(files: Sequence[FileRecord]) -> dict[str, tuple[np.ndarray, str, str]]:
-    """Per-file coordinates: ``{name: (values, description, units)}``."""
-    return {
-        "file_path": (_strings([f.uri for f in files]), "the input URI as given", "1"),
-        "file_label": (_strings([f.label for f in files]), "label", "1"),
-        "file_split": (_strings([f.split for f in files]), "train/val/test split", "1"),
-        "file_status": (_strings(["error" if f.error else "pending" for f in files]), "ok, error, or pending (not all its chunks done)", "1"),
-        "file_error": (_strings([f.error for f in files]), "why the file failed, one line (empty when ok)", "1"),
-        "file_warning": (_strings([f.warning for f in files]), "what was odd but kept, one line (empty when none)", "1"),
-        "file_duration": (np.array([f.duration for f in files], dtype=np.float64), "duration from the header", "s"),
-        "file_sample_rate": (np.array([f.sample_rate for f in files], dtype=np.int32), "native sample rate", "Hz"),
-        "file_frames": (np.array([f.frames for f in files], dtype=np.int64), "frames the file holds (as far as its header and size tell), at the native rate", "1"),
-        "file_channels": (np.array([f.channels for f in files], dtype=np.int32), "channels", "1"),
-        "file_bytes": (np.array([f.size for f in files], dtype=np.int64), "size", "bytes"),
-        "file_fingerprint": (_strings([f.fingerprint for f in files]), "size + mtime or ETag, to detect changes", "1"),
-        "file_format": (_strings([f.format for f in files]), "container format from the header", "1"),
-        "file_first_segment": (np.array([f.first_segment for f in files], dtype=np.int64), "index of the file's first segment", "1"),
-        "file_segments": (np.array([f.n_segments for f in files], dtype=np.int32), "segments allocated to the file", "1"),
-    }
-
-
-def make_template(layout: Layout, config: FeatureConfig, *, extra_attrs: dict[str, Any] | None = None) -> tuple[xr.Dataset, dict[str, dict[str, Any]]]:
-    """The store's dataset with lazy (dask) placeholders for everything tasks write.
-
-    Returns the dataset and its zarr encoding. Numpy-backed variables (plan coordinates,
-    axes, per-file facts) are written by ``to_zarr(compute=False)``; the placeholders are
-    written later, chunk by chunk, as regions.
-    """
-    n, chunk, n_frames = layout.n_segments, layout.chunk, config.n_frames
-    data_vars: dict[str, Any] = {}
-    encoding: dict[str, dict[str, Any]] = {}
-
-    def lazy(shape: tuple[int, ...], dtype: Any, chunks: tuple[int, ...]) -> da.Array:
-        # named: dask need not hash anything to name a placeholder that is never computed
-        placeholder: da.Array = da.zeros(shape, dtype=dtype, chunks=chunks, name=f"placeholder-{uuid.uuid4().hex}")
-        return placeholder
-
-    for name in config.frame_variables:
-        var = VARIABLES[name]
-        dims: tuple[str, ...] = ("segment", "frame")
-        shape: tuple[int, ...] = (n, n_frames)
-        if var.bins_dim:
-            dims += (var.bins_dim,)
-            shape += (bins_size(var.bins_dim, config),)
-        chunks = (chunk, *shape[1:])
-        attrs = {"description": var.description, "units": var.units}
-        data_vars[name] = xr.Variable(dims, lazy(shape, np.float32, chunks), attrs)
-        encoding[name] = {"chunks": chunks, "compressors": _COMPRESSORS}
-        for stat in ("mean", "std"):
-            sdims = (dims[0], *dims[2:])
-            sshape = (shape[0], *shape[2:])
-            schunks = (chunk, *sshape[1:])
-            sattrs = {"description": f"{stat} over the segment's valid frames of {name}", "units": var.units}
-            data_vars[f"{name}_{stat}"] = xr.Variable(sdims, lazy(sshape, np.float32, schunks), sattrs)
-            encoding[f"{name}_{stat}"] = {"chunks": schunks, "compressors": _COMPRESSORS}
-
-    plan = segment_coords(layout, config)
-    coords: dict[str, Any] = {}
-    seg_desc = {
-        "segment_file": ("index into the file dimension (-1: padding, never data)", "1"),
-        "segment_offset": ("segment start from the file's start", "s"),
-        "segment_valid_frames": ("frames holding real audio; the rest is zero-padding", "1"),
-        "label": ("label of the segment's file", "1"),
-        "split": ("train/val/test split of the segment's file", "1"),
-    }
-    for key, values in plan.items():
-        desc, units = seg_desc[key]
-        coords[key] = xr.Variable(("segment",), values, {"description": desc, "units": units})
-        encoding[key] = {"chunks": (chunk,)}
-    coords["segment_valid"] = xr.Variable(
-        ("segment",), lazy((n,), np.bool_, (chunk,)),
-        {"description": "true once the segment's chunk stored real audio for it", "units": "1"},
-    )
-    encoding["segment_valid"] = {"chunks": (chunk,)}
-
-    frame_time = np.arange(n_frames) * config.hop_length / config.sr
-    coords["frame_time"] = xr.Variable(("frame",), frame_time, {"description": "frame centre from the segment start", "units": "s"})
-    import librosa
-
-    if "mel" in config.frame_variables or "mfcc" in config.frame_variables:
-        mel_f = librosa.mel_frequencies(n_mels=config.n_mels, fmin=config.fmin, fmax=float(config.fmax or config.sr / 2))
-        coords["mel_frequency"] = xr.Variable(("mel_band",), mel_f, {"description": "mel band centre", "units": "Hz"})
-    if "mfcc" in config.frame_variables:
-        coords["mfcc_coef"] = xr.Variable(("mfcc_coef",), np.arange(config.n_mfcc, dtype=np.int32), {"description": "MFCC index", "units": "1"})
-    if "chroma" in config.frame_variables:
-        coords["pitch_class"] = xr.Variable(("pitch_class",), _strings(PITCH_CLASSES[: config.n_chroma]), {"description": "pitch class", "units": "1"})
-    if "spectrogram" in config.frame_variables:
-        coords["freq"] = xr.Variable(("freq",), librosa.fft_frequencies(sr=config.sr, n_fft=config.n_fft), {"description": "STFT bin frequency", "units": "Hz"})
-
-    file_vars = file_coords(layout.files)
-    for key, (values, desc, units) in file_vars.items():
-        coords[key] = xr.Variable(("file",), values, {"description": desc, "units": units})
-
-    n_chunks = layout.n_chunks
-    coords["chunk_done"] = xr.Variable(("chunk",), lazy((n_chunks,), np.uint8, (1,)), {"description": "1 once the chunk's data is written (written last)", "units": "1"})
-    encoding["chunk_done"] = {"chunks": (1,)}
-    coords["chunk_report"] = xr.Variable(("chunk",), np.full(n_chunks, "", dtype=object), {"description": "JSON: per-file status of the chunk's decode", "units": "1"})
-    encoding["chunk_report"] = {"chunks": (1,)}
-
-    now = datetime.now(UTC).isoformat(timespec="seconds")
-    root_attrs: dict[str, Any] = {**config.to_dict(), "segment_chunk": chunk,
-                             "versions": package_versions(), "created": now, "updated": now,
-                             "description": "Audio features (librosa reference) per segment; see docs/store.md"}
-    root_attrs.update(extra_attrs or {})
-    ds = xr.Dataset(data_vars, coords=coords, attrs=netcdf_safe(root_attrs))
-    return ds, encoding

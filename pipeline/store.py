@@ -7,7 +7,7 @@ import json
 import warnings
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import xarray as xr
@@ -16,6 +16,9 @@ import zarr
 from .config import FeatureConfig
 from .errors import SchemaError, StorageError, one_line
 from .io import filesystem, is_url
+
+if TYPE_CHECKING:
+    from .results import ChunkReport
 
 __all__ = [
     "Completeness",
@@ -187,9 +190,9 @@ def completeness(ds: xr.Dataset) -> Completeness:
     )
 
 
-def chunk_reports(ds: xr.Dataset) -> list[dict[str, Any]]:
-    """Decoded per-chunk reports (empty dict for chunks not yet done)."""
-    return [json.loads(text) if text else {} for text in as_text(ds["chunk_report"])]
+def chunk_reports(ds: xr.Dataset) -> list[ChunkReport | None]:
+    """Decoded per-chunk reports (None for chunks not yet done)."""
+    return [json.loads(text) if text else None for text in as_text(ds["chunk_report"])]
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,7 @@ from distributed import Client, LocalCluster
 from distributed.diagnostics.plugin import SchedulerPlugin
 
 from pipeline import FeatureConfig, extract
-from pipeline.graph import _cluster
+from pipeline.cluster import cluster as _cluster
 
 
 class GraphRecorder(SchedulerPlugin):

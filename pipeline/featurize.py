@@ -1,0 +1,299 @@
+"""Featurise one file: decode its segments where the store lays them out, run the kernels.
+
+The one place that turns audio into a segment's features. A chunk task runs its two halves
+(:func:`decode_segments` on a prefetch thread, :func:`featurize_rows` on batches of decoded
+rows across files); ``similar`` (an outside file) and ``plot`` (a clip, a store segment's
+audio) call :func:`featurize_file` or :func:`decode_segments`. A segment's numbers are a
+function of its file and the config alone: the same whichever caller, chunk or batch.
+"""
+
+from __future__ import annotations
+
+import functools
+import time
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from .config import FeatureConfig
+from .errors import DecodeError, InputError
+from .features import compute_features, summarize
+from .schema import SUMMARY_STATS, VARIABLES, bins_size, resampled_length, segment_starts
+from .settings import setting
+
+if TYPE_CHECKING:
+    from threadpoolctl import ThreadpoolController
+
+    from .probe import FileInfo
+
+__all__ = [
+    "FileFeatures",
+    "SegmentAudio",
+    "allocate",
+    "decode_segments",
+    "featurize_file",
+    "featurize_rows",
+    "segment_count",
+]
+
+
+@dataclass
+class SegmentAudio:
+    """Segments of one file decoded into zero-padded rows, and what the decode saw.
+
+    ``rows`` index the ``out`` array the segments were decoded into: a segment whose audio
+    ended early (a truncated file) has no row and stays invalid.
+    """
+
+    rows: list[int] = field(default_factory=list)
+    valid_frames: list[int] = field(default_factory=list)
+    audio_seconds: float = 0.0
+    warning: str = ""
+    decode_seconds: float = 0.0
+    resample_seconds: float = 0.0
+
+
+@dataclass
+class FileFeatures:
+    """What :func:`featurize_file` returns for ``n`` segments of one file.
+
+    Attributes
+    ----------
+    arrays : dict of str to np.ndarray
+        Every frame variable of the config ``[shape=(n, frames[, bins])]`` and its summaries
+        ``<var>_mean``, ``<var>_std`` ``[shape=(n[, bins])]``, float32, NaN where invalid.
+    valid : np.ndarray [shape=(n,)], bool
+        Segments holding audio.
+    valid_frames : np.ndarray [shape=(n,)], int32
+        Frames of each segment computed from real audio (the rest is padding).
+    offsets : np.ndarray [shape=(n,)], float64
+        Each segment's start in the file, in seconds.
+    audio : np.ndarray [shape=(n, segment_samples)], float32, or None
+        The decoded, zero-padded segments when asked for (``keep_audio=True``).
+    warning : str
+        What was odd but kept (a header that declares more audio than the file holds).
+    """
+
+    arrays: dict[str, np.ndarray]
+    valid: np.ndarray
+    valid_frames: np.ndarray
+    offsets: np.ndarray
+    audio: np.ndarray | None
+    warning: str
+
+
+def segment_count(frames: int, sample_rate: int, config: FeatureConfig) -> int:
+    """Segments of a file of ``frames`` samples at ``sample_rate``, as the store lays them out."""
+    return int(segment_starts(resampled_length(frames, sample_rate, config.sr), config).size)
+
+
+def decode_segments(
+    uri: str,
+    config: FeatureConfig,
+    *,
+    sample_rate: int,
+    frames: int,
+    segments: range,
+    out: np.ndarray,
+    storage_options: Mapping[str, Any] | None = None,
+) -> SegmentAudio:
+    """Decode segments ``segments`` of a file into the rows of ``out``, zero-padded.
+
+    Parameters
+    ----------
+    uri : str
+        Local path or fsspec URL.
+    config : FeatureConfig
+        The sample rate and segmentation.
+    sample_rate, frames : int
+        The file's header facts (:func:`pipeline.probe.probe_file`).
+    segments : range
+        Indices of the file's segments (step 1), as :func:`pipeline.schema.segment_starts`
+        lays them out; segment ``segments[k]`` goes to row ``k`` of ``out``.
+    out : np.ndarray [shape=(len(segments), segment_samples)], float32
+        Zeros on entry; the decoded audio on return.
+    storage_options : mapping, optional
+        fsspec options for a URL.
+
+    Returns
+    -------
+    SegmentAudio
+
+    Raises
+    ------
+    DecodeError
+        The file's data cannot be decoded.
+    OSError
+        Reading the file failed (the storage layer's error, for the caller to classify).
+    """
+    t0 = time.perf_counter()
+    length = config.segment_samples
+    n_out = resampled_length(frames, sample_rate, config.sr)
+    starts = segment_starts(n_out, config)[segments.start : segments.stop]
+    if starts.size == 0:
+        return SegmentAudio(decode_seconds=time.perf_counter() - t0)
+    lo = int(starts[0])
+    hi = int(min(n_out, starts[-1] + length))
+    from .decode import decode_range
+
+    decoded = decode_range(uri, sr=config.sr, native_sr=sample_rate, declared_frames=frames, start=lo, stop=hi,
+                           storage_options=storage_options)
+    y = decoded.y
+    result = SegmentAudio(warning=decoded.warning)
+    for k, start in enumerate(starts):
+        offset = int(start) - lo
+        real = max(0, min(length, y.size - offset))
+        is_first = segments.start + k == 0
+        if real == 0 or (2 * real < length and not is_first):
+            continue  # audio ended early (truncated file): the segment stays invalid
+        out[k, :real] = y[offset : offset + real]
+        result.rows.append(k)
+        result.valid_frames.append(config.valid_frames(real))
+        result.audio_seconds += real / config.sr
+    result.resample_seconds = decoded.resample_seconds
+    result.decode_seconds = time.perf_counter() - t0 - decoded.resample_seconds
+    return result
+
+
+def allocate(n: int, config: FeatureConfig) -> dict[str, np.ndarray]:
+    """The arrays of ``n`` segments: every frame variable and its summaries, NaN until computed."""
+    arrays: dict[str, np.ndarray] = {}
+    for name in config.frame_variables:
+        dim = VARIABLES[name].bins_dim
+        bins = (bins_size(dim, config),) if dim else ()
+        arrays[name] = np.full((n, config.n_frames, *bins), np.nan, dtype=np.float32)
+        for stat in SUMMARY_STATS:
+            arrays[f"{name}_{stat}"] = np.full((n, *bins), np.nan, dtype=np.float32)
+    return arrays
+
+
+def _runs(rows: np.ndarray, size: int) -> Iterator[slice | np.ndarray]:
+    """Batches of at most ``size`` rows: a slice where the rows are consecutive, else the rows."""
+    for b in range(0, rows.size, size):
+        batch = rows[b : b + size]
+        if batch[-1] - batch[0] == batch.size - 1:
+            yield slice(int(batch[0]), int(batch[-1]) + 1)
+        else:
+            yield batch
+
+
+def featurize_rows(rows: np.ndarray, audio: np.ndarray, valid_frames: np.ndarray, config: FeatureConfig,
+                   arrays: dict[str, np.ndarray]) -> float:
+    """Features and summaries of ``audio[rows]`` into ``arrays[...][rows]``, in bounded batches.
+
+    Parameters
+    ----------
+    rows : np.ndarray [shape=(m,)], int
+        Rows to featurise, ascending.
+    audio : np.ndarray [shape=(n, segment_samples)], float32
+        Zero-padded segments.
+    valid_frames : np.ndarray [shape=(n,)], int32
+        Frames of real audio per row (summaries are taken over those).
+    config : FeatureConfig
+    arrays : dict of str to np.ndarray
+        From :func:`allocate` for ``n`` rows; filled in place.
+
+    Returns
+    -------
+    float
+        Seconds taken.
+    """
+    t0 = time.perf_counter()
+    batch_segments = int(setting("batch-segments"))
+    # one BLAS thread: a segment's numbers do not depend on where (or how threaded) it ran
+    with _blas().limit(limits=1, user_api="blas"):
+        for batch in _runs(rows, batch_segments):
+            feats = compute_features(audio[batch], config)
+            frames = valid_frames[batch]
+            for name, values in feats.items():
+                arrays[name][batch] = values
+                stats = summarize(values, frames)
+                for stat in SUMMARY_STATS:
+                    arrays[f"{name}_{stat}"][batch] = stats[stat]
+    return time.perf_counter() - t0
+
+
+@functools.lru_cache(maxsize=1)
+def _blas() -> ThreadpoolController:
+    """The process's thread pools, found once (finding them costs about 2 ms a time)."""
+    from threadpoolctl import ThreadpoolController
+
+    return ThreadpoolController()
+
+
+def featurize_file(
+    uri: str,
+    config: FeatureConfig,
+    *,
+    segments: range | None = None,
+    storage_options: Mapping[str, Any] | None = None,
+    info: FileInfo | None = None,
+    keep_audio: bool = False,
+) -> FileFeatures:
+    """Featurise segments of one audio file exactly as a chunk task stores them.
+
+    Parameters
+    ----------
+    uri : str
+        Local path or fsspec URL.
+    config : FeatureConfig
+        The store's config (sample rate, segmentation, families).
+    segments : range, optional
+        Which of the file's segments (step 1); all of them by default. Long files are best
+        featurised a range at a time: memory grows with the segments asked for.
+    storage_options : mapping, optional
+        fsspec options for a URL.
+    info : FileInfo, optional
+        The file's probe (:func:`pipeline.probe.probe_file`); probed here when not given.
+    keep_audio : bool
+        Return the decoded segments too.
+
+    Returns
+    -------
+    FileFeatures
+
+    Raises
+    ------
+    DecodeError
+        The file cannot be probed or decoded.
+    InputError
+        ``segments`` is not a step-1 range inside the file's segments.
+    StorageError
+        Reading the file failed.
+    """
+    from .probe import probe_file
+
+    info = probe_file(uri, storage_options) if info is None else info
+    if info.error:
+        raise DecodeError(f"{uri}: {info.error}")
+    total = segment_count(info.frames, info.sample_rate, config)
+    segments = range(total) if segments is None else segments
+    if segments.step != 1 or not 0 <= segments.start <= segments.stop <= total:
+        raise InputError(f"Expected segments within range(0, {total}) with step 1 for {uri}, got {segments}")
+    n = len(segments)
+    audio = np.zeros((n, config.segment_samples), dtype=np.float32)
+    decoded = _decode(uri, config, info, segments, audio, storage_options)
+    rows = np.asarray(decoded.rows, dtype=np.int64)
+    valid = np.zeros(n, dtype=bool)
+    valid[rows] = True
+    valid_frames = np.zeros(n, dtype=np.int32)
+    valid_frames[rows] = decoded.valid_frames
+    arrays = allocate(n, config)
+    featurize_rows(rows, audio, valid_frames, config, arrays)
+    starts = segment_starts(resampled_length(info.frames, info.sample_rate, config.sr), config)
+    return FileFeatures(arrays=arrays, valid=valid, valid_frames=valid_frames,
+                        offsets=starts[segments.start : segments.stop] / config.sr,
+                        audio=audio if keep_audio else None, warning=decoded.warning)
+
+
+def _decode(uri: str, config: FeatureConfig, info: FileInfo, segments: range, out: np.ndarray,
+            storage_options: Mapping[str, Any] | None) -> SegmentAudio:
+    from .errors import StorageError, one_line
+
+    try:
+        return decode_segments(uri, config, sample_rate=info.sample_rate, frames=info.frames, segments=segments,
+                               out=out, storage_options=storage_options)
+    except OSError as exc:
+        raise StorageError(f"reading {uri} failed: {one_line(exc)}") from exc

@@ -1,0 +1,85 @@
+"""The ``info`` text of a store: config, versions, schema, completeness, counts, failures, changes."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+
+from .config import FeatureConfig
+from .schema import SPLITS
+from .store import as_text, changed_files, completeness, label_counts, open_raw, store_versions
+
+__all__ = ["format_info"]
+
+#: column widths of the split counts in the label table
+_SPLIT_WIDTHS = (8, 6, 6)
+
+
+def format_info(url: str, storage_options: Mapping[str, Any] | None = None, *, check_files: bool = True) -> str:
+    """What ``audio-pipeline info`` prints about the store at ``url``.
+
+    Parameters
+    ----------
+    url : str
+        Local path or fsspec URL of the store.
+    storage_options : mapping, optional
+        fsspec options for a URL.
+    check_files : bool
+        Also stat every input and list those changed since they were extracted (one request
+        per file on object storage).
+
+    Returns
+    -------
+    str
+        Lines of text, without a trailing newline.
+    """
+    ds = open_raw(url, storage_options)
+    comp = completeness(ds)
+    config = {k: ds.attrs.get(k) for k in FeatureConfig().to_dict() if k in ds.attrs}
+    lines = [f"store: {url}"]
+    lines.append(
+        f"complete: {comp.chunks_done}/{comp.chunks_total} chunks ({100 * comp.fraction:.0f}%), "
+        f"{comp.segments_visible} of {comp.segments_total} segments visible"
+    )
+    lines.append("config: " + " ".join(f"{k}={v}" for k, v in config.items()))
+    lines.append("versions: " + " ".join(f"{k}={v}" for k, v in store_versions(ds.attrs).items()))
+    lines.append(f"created: {ds.attrs.get('created')}  updated: {ds.attrs.get('updated')}")
+    lines.append("dims: " + " ".join(f"{k}={v}" for k, v in ds.sizes.items()))
+    lines.append("variables:")
+    for name, var in ds.data_vars.items():
+        lines.append(f"  {name:<26} ({', '.join(map(str, var.dims))}) {var.dtype} [{var.attrs.get('units', '')}]")
+    status = as_text(ds["file_status"])
+    duration = np.asarray(ds["file_duration"].values, dtype=np.float64)
+    warning = as_text(ds["file_warning"])
+    ok = status == "ok"
+    lines.append(
+        f"files: {status.size} ({int(ok.sum())} ok, {int((ok & (warning != '')).sum())} warned, "
+        f"{int((status == 'error').sum())} failed, {int((status == 'pending').sum())} pending); "
+        f"audio {duration[ok].sum() / 3600:.3f} h"
+    )
+    lines.append(f"  {'label':<16}{'files':>7}{'segments':>10}{'hours':>9}"
+                 + "".join(f"{s:>{w}}" for s, w in zip(SPLITS, _SPLIT_WIDTHS, strict=True)))
+    for row in label_counts(ds):
+        if not (row.files or row.segments):
+            continue  # a label whose every file failed: listed under failed files
+        lines.append(
+            f"  {row.label or '(none)':<16}{row.files:>7}{row.segments:>10}{row.hours:>9.3f}"
+            + "".join(f"{row.splits[s]:>{w}}" for s, w in zip(SPLITS, _SPLIT_WIDTHS, strict=True))
+        )
+    paths = as_text(ds["file_path"])
+    errors = as_text(ds["file_error"])
+    failed = np.flatnonzero(status == "error")
+    if failed.size:
+        lines.append("failed files:")
+        lines.extend(f"  {paths[i]}: {errors[i]}" for i in failed)
+    warned = np.flatnonzero(warning != "")
+    if warned.size:
+        lines.append("warnings:")
+        lines.extend(f"  {paths[i]}: {warning[i]}" for i in warned)
+    if check_files:
+        changed = changed_files(ds, storage_options)
+        lines.append(f"changed since extraction: {len(changed)} files" + (" (re-extract them with --overwrite)" if changed else ""))
+        lines.extend(f"  {path}: {what}" for path, what in changed)
+    return "\n".join(lines)

@@ -1,0 +1,345 @@
+"""The store's writes: template, append, rollback, finalise, and the file table's round trip.
+
+Everything that changes a store apart from a chunk task's own region (:mod:`pipeline.chunk`)
+happens here, in the client, under the store's claim (:mod:`pipeline.lock`):
+
+- :func:`write_template`: a new store's arrays, coordinates and attributes, with lazy
+  placeholders for what the tasks write; ``pipeline_template = "complete"`` last.
+- :func:`append`: new files grow every array along ``segment``/``file``/``chunk``, starting on a
+  chunk boundary (no finished chunk is rewritten); marked until complete, and
+  :func:`rollback_unfinished_append` undoes a crashed one on the next run.
+- :func:`finalize`: the chunk reports merged into per-file status, error and warning.
+- :func:`file_columns` / :func:`file_records`: ``FileRecord``s to the ``file_*`` coordinates
+  and back.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+import dask.array as da
+import numpy as np
+import xarray as xr
+from zarr.codecs import ZstdCodec
+
+from .config import FeatureConfig
+from .errors import ConfigMismatch, SchemaError
+from .io import is_url
+from .results import ExtractReport
+from .schema import (
+    PITCH_CLASSES,
+    SUMMARY_STATS,
+    VARIABLES,
+    FileRecord,
+    Layout,
+    bins_size,
+    build_layout,
+    netcdf_safe,
+    package_versions,
+    segment_coords,
+)
+from .store import (
+    TEMPLATE_ATTR,
+    as_text,
+    chunk_reports,
+    consolidate,
+    open_group,
+    open_raw,
+    quiet_zarr,
+    store_config,
+    visible_segments,
+    zarr_array,
+)
+
+__all__ = [
+    "append",
+    "check_existing",
+    "file_columns",
+    "file_records",
+    "finalize",
+    "layout_from_store",
+    "make_template",
+    "rollback_unfinished_append",
+    "write_template",
+]
+
+_COMPRESSORS = (ZstdCodec(level=1),)
+_APPEND_ATTR = "append_in_progress"
+_GROWING_DIMS = ("segment", "file", "chunk")
+
+#: ``FileRecord`` field -> its ``file_*`` coordinate: (name, dtype, description, units). Both
+#: directions of the round trip read this table; ``file_status`` and ``file_duration`` are
+#: derived from it (from ``error``; from ``frames`` and ``sample_rate``).
+_FILE_FIELDS: dict[str, tuple[str, Any, str, str]] = {
+    "uri": ("file_path", object, "the input URI as given", "1"),
+    "label": ("file_label", object, "label", "1"),
+    "split": ("file_split", object, "train/val/test split", "1"),
+    "error": ("file_error", object, "why the file failed, one line (empty when ok)", "1"),
+    "warning": ("file_warning", object, "what was odd but kept, one line (empty when none)", "1"),
+    "sample_rate": ("file_sample_rate", np.int32, "native sample rate", "Hz"),
+    "frames": ("file_frames", np.int64, "frames the file holds (as far as its header and size tell), at the native rate", "1"),
+    "channels": ("file_channels", np.int32, "channels", "1"),
+    "size": ("file_bytes", np.int64, "size", "bytes"),
+    "fingerprint": ("file_fingerprint", object, "size + mtime or ETag, to detect changes", "1"),
+    "format": ("file_format", object, "container format from the header", "1"),
+    "first_segment": ("file_first_segment", np.int64, "index of the file's first segment", "1"),
+    "n_segments": ("file_segments", np.int32, "segments allocated to the file", "1"),
+}
+
+
+def file_columns(files: Sequence[FileRecord]) -> dict[str, tuple[np.ndarray, str, str]]:
+    """The ``file_*`` coordinates of ``files``: ``{name: (values, description, units)}``."""
+    out: dict[str, tuple[np.ndarray, str, str]] = {
+        name: (np.array([getattr(f, key) for f in files], dtype=dtype), desc, units)
+        for key, (name, dtype, desc, units) in _FILE_FIELDS.items()
+    }
+    out["file_status"] = (np.array(["error" if f.error else "pending" for f in files], dtype=object),
+                          "ok, error, or pending (not all its chunks done)", "1")
+    out["file_duration"] = (np.array([f.duration for f in files], dtype=np.float64), "duration from the header", "s")
+    return out
+
+
+def file_records(ds: xr.Dataset) -> tuple[FileRecord, ...]:
+    """The ``FileRecord`` of every file of a store, read back from its ``file_*`` coordinates."""
+    columns: dict[str, list[Any]] = {}
+    for key, (name, dtype, _, _) in _FILE_FIELDS.items():
+        values = as_text(ds[name]) if dtype is object else np.asarray(ds[name].values)
+        columns[key] = [str(v) for v in values] if dtype is object else [int(v) for v in values]
+    return tuple(FileRecord(**{key: columns[key][i] for key in _FILE_FIELDS}) for i in range(ds.sizes["file"]))
+
+
+def layout_from_store(ds: xr.Dataset) -> Layout:
+    """The layout a store was written with."""
+    return Layout(files=file_records(ds), n_segments=ds.sizes["segment"], chunk=int(ds.attrs["segment_chunk"]))
+
+
+def make_template(layout: Layout, config: FeatureConfig, *, extra_attrs: dict[str, Any] | None = None) -> tuple[xr.Dataset, dict[str, dict[str, Any]]]:
+    """The store's dataset with lazy (dask) placeholders for everything tasks write.
+
+    Returns the dataset and its zarr encoding. Numpy-backed variables (plan coordinates,
+    axes, per-file facts) are written by ``to_zarr(compute=False)``; the placeholders are
+    written later, chunk by chunk, as regions.
+    """
+    n, chunk, n_frames = layout.n_segments, layout.chunk, config.n_frames
+    data_vars: dict[str, Any] = {}
+    encoding: dict[str, dict[str, Any]] = {}
+
+    def lazy(shape: tuple[int, ...], dtype: Any, chunks: tuple[int, ...]) -> da.Array:
+        # named: dask need not hash anything to name a placeholder that is never computed
+        placeholder: da.Array = da.zeros(shape, dtype=dtype, chunks=chunks, name=f"placeholder-{uuid.uuid4().hex}")
+        return placeholder
+
+    for name in config.frame_variables:
+        var = VARIABLES[name]
+        dims: tuple[str, ...] = ("segment", "frame")
+        shape: tuple[int, ...] = (n, n_frames)
+        if var.bins_dim:
+            dims += (var.bins_dim,)
+            shape += (bins_size(var.bins_dim, config),)
+        chunks = (chunk, *shape[1:])
+        attrs = {"description": var.description, "units": var.units}
+        data_vars[name] = xr.Variable(dims, lazy(shape, np.float32, chunks), attrs)
+        encoding[name] = {"chunks": chunks, "compressors": _COMPRESSORS}
+        for stat in SUMMARY_STATS:
+            sdims = (dims[0], *dims[2:])
+            sshape = (shape[0], *shape[2:])
+            schunks = (chunk, *sshape[1:])
+            sattrs = {"description": f"{stat} over the segment's valid frames of {name}", "units": var.units}
+            data_vars[f"{name}_{stat}"] = xr.Variable(sdims, lazy(sshape, np.float32, schunks), sattrs)
+            encoding[f"{name}_{stat}"] = {"chunks": schunks, "compressors": _COMPRESSORS}
+
+    plan = segment_coords(layout, config)
+    coords: dict[str, Any] = {}
+    seg_desc = {
+        "segment_file": ("index into the file dimension (-1: padding, never data)", "1"),
+        "segment_offset": ("segment start from the file's start", "s"),
+        "segment_valid_frames": ("frames holding real audio; the rest is zero-padding", "1"),
+        "label": ("label of the segment's file", "1"),
+        "split": ("train/val/test split of the segment's file", "1"),
+    }
+    for key, values in plan.items():
+        desc, units = seg_desc[key]
+        coords[key] = xr.Variable(("segment",), values, {"description": desc, "units": units})
+        encoding[key] = {"chunks": (chunk,)}
+    coords["segment_valid"] = xr.Variable(
+        ("segment",), lazy((n,), np.bool_, (chunk,)),
+        {"description": "true once the segment's chunk stored real audio for it", "units": "1"},
+    )
+    encoding["segment_valid"] = {"chunks": (chunk,)}
+
+    frame_time = np.arange(n_frames) * config.hop_length / config.sr
+    coords["frame_time"] = xr.Variable(("frame",), frame_time, {"description": "frame centre from the segment start", "units": "s"})
+    import librosa
+
+    if "mel" in config.frame_variables or "mfcc" in config.frame_variables:
+        mel_f = librosa.mel_frequencies(n_mels=config.n_mels, fmin=config.fmin, fmax=float(config.fmax or config.sr / 2))
+        coords["mel_frequency"] = xr.Variable(("mel_band",), mel_f, {"description": "mel band centre", "units": "Hz"})
+    if "mfcc" in config.frame_variables:
+        coords["mfcc_coef"] = xr.Variable(("mfcc_coef",), np.arange(config.n_mfcc, dtype=np.int32), {"description": "MFCC index", "units": "1"})
+    if "chroma" in config.frame_variables:
+        coords["pitch_class"] = xr.Variable(("pitch_class",), np.array(PITCH_CLASSES[: config.n_chroma], dtype=object), {"description": "pitch class", "units": "1"})
+    if "spectrogram" in config.frame_variables:
+        coords["freq"] = xr.Variable(("freq",), librosa.fft_frequencies(sr=config.sr, n_fft=config.n_fft), {"description": "STFT bin frequency", "units": "Hz"})
+
+    for key, (values, desc, units) in file_columns(layout.files).items():
+        coords[key] = xr.Variable(("file",), values, {"description": desc, "units": units})
+
+    n_chunks = layout.n_chunks
+    coords["chunk_done"] = xr.Variable(("chunk",), lazy((n_chunks,), np.uint8, (1,)), {"description": "1 once the chunk's data is written (written last)", "units": "1"})
+    encoding["chunk_done"] = {"chunks": (1,)}
+    coords["chunk_report"] = xr.Variable(("chunk",), np.full(n_chunks, "", dtype=object), {"description": "JSON: per-file status of the chunk's decode", "units": "1"})
+    encoding["chunk_report"] = {"chunks": (1,)}
+
+    now = datetime.now(UTC).isoformat(timespec="seconds")
+    root_attrs: dict[str, Any] = {**config.to_dict(), "segment_chunk": chunk,
+                             "versions": package_versions(), "created": now, "updated": now,
+                             "description": "Audio features (librosa reference) per segment; see docs/store.md"}
+    root_attrs.update(extra_attrs or {})
+    ds = xr.Dataset(data_vars, coords=coords, attrs=netcdf_safe(root_attrs))
+    return ds, encoding
+
+
+def write_template(store_url: str, options: Mapping[str, Any], layout: Layout, config: FeatureConfig,
+                   extra_attrs: dict[str, Any] | None = None) -> None:
+    """Write a new store's template; ``pipeline_template = "complete"`` marks it done, last."""
+    ds, encoding = make_template(layout, config, extra_attrs=extra_attrs)
+    with quiet_zarr():
+        ds.to_zarr(
+            store_url, mode="w", compute=False, encoding=encoding, consolidated=False, zarr_format=3,
+            storage_options=dict(options) if is_url(store_url) else None,
+        )
+    group = open_group(store_url, options, mode="r+")
+    group.attrs[TEMPLATE_ATTR] = "complete"
+    consolidate(store_url, options)
+
+
+def check_existing(store_url: str, options: Mapping[str, Any], config: FeatureConfig) -> bool:
+    """True when the store can be resumed; False when it holds only a half-written template.
+
+    Raises
+    ------
+    SchemaError
+        The path holds a Zarr store this pipeline did not write.
+    ConfigMismatch
+        The store was made with another config.
+    """
+    group = open_group(store_url, options, mode="r")
+    attrs = dict(group.attrs)
+    if attrs.get(TEMPLATE_ATTR) != "complete":
+        if "sr" in attrs and "n_fft" in attrs and "segment_chunk" in attrs:
+            return False  # our template, interrupted while written: nothing computed yet, rewrite it
+        raise SchemaError(f"Expected a feature store at {store_url}, found another Zarr store (use another path, or --overwrite)")
+    diffs = config.differences(store_config(attrs))
+    if diffs:
+        raise ConfigMismatch(
+            f"{store_url} was made with a different config ({'; '.join(diffs)} [new != stored]); "
+            "use the same options, another store, or --overwrite"
+        )
+    return True
+
+
+def _resize_all(store_url: str, options: Mapping[str, Any], sizes: Mapping[str, int]) -> None:
+    """Resize every array along the growing dimensions to ``sizes``."""
+    group = open_group(store_url, options, mode="r+")
+    for name in list(group.array_keys()):
+        array = zarr_array(group, name)
+        dims = getattr(array.metadata, "dimension_names", None) or ()
+        shape = tuple(sizes.get(str(d), n) if d in _GROWING_DIMS else n for d, n in zip(dims, array.shape, strict=True))
+        if shape != array.shape:
+            array.resize(shape)
+
+
+def append(store_url: str, options: Mapping[str, Any], old: Layout, entries: Sequence[dict[str, Any]],
+           config: FeatureConfig) -> Layout:
+    """Grow the store by new files: new segments start on a chunk boundary, so no finished chunk
+    is ever rewritten. Marked in the attributes until complete (a crash is rolled back on rerun)."""
+    start = old.n_chunks * old.chunk
+    layout = build_layout(entries, config, chunk=old.chunk, first_segment=start, first_file_records=old.files)
+    if layout.n_segments == start:  # no new segments (every new file failed): no padding either
+        layout = Layout(files=layout.files, n_segments=old.n_segments, chunk=old.chunk)
+    group = open_group(store_url, options, mode="r+")
+    # a JSON string, like every attribute a netCDF tool may meet (schema.netcdf_safe)
+    group.attrs[_APPEND_ATTR] = json.dumps({"segment": old.n_segments, "file": len(old.files), "chunk": old.n_chunks})
+    _resize_all(store_url, options, {"segment": layout.n_segments, "file": len(layout.files), "chunk": layout.n_chunks})
+    for name, values in segment_coords(layout, config).items():
+        zarr_array(group, name)[old.n_segments :] = _storable(values[old.n_segments :])
+    for name, (values, _, _) in file_columns(layout.files).items():
+        zarr_array(group, name)[len(old.files) :] = _storable(values[len(old.files) :])
+    if layout.n_chunks > old.n_chunks:
+        zarr_array(group, "chunk_report")[old.n_chunks :] = _storable(np.full(layout.n_chunks - old.n_chunks, "", dtype=object))
+    del group.attrs[_APPEND_ATTR]
+    consolidate(store_url, options)
+    return layout
+
+
+def rollback_unfinished_append(store_url: str, options: Mapping[str, Any]) -> None:
+    """Shrink the store back to its size before an append that did not finish (if any)."""
+    group = open_group(store_url, options, mode="r+")
+    before = group.attrs.get(_APPEND_ATTR)
+    if isinstance(before, str):
+        before = json.loads(before)
+    if not isinstance(before, dict):
+        return
+    _resize_all(store_url, options, {k: int(v) for k, v in before.items()})
+    del group.attrs[_APPEND_ATTR]
+    consolidate(store_url, options)
+
+
+def _storable(values: np.ndarray) -> np.ndarray:
+    """Object string arrays as numpy's variable-width strings, which zarr stores as such."""
+    return values.astype(np.dtypes.StringDType()) if values.dtype == object else values
+
+
+def finalize(store_url: str, options: Mapping[str, Any], report: ExtractReport) -> None:
+    """Merge the chunk reports into per-file status, error and warning, and fill ``report``'s
+    file and segment counts from the result."""
+    ds = open_raw(store_url, options)
+    done = np.asarray(ds["chunk_done"].values).astype(bool)
+    n_files = ds.sizes["file"]
+    status = as_text(ds["file_status"])
+    errors = as_text(ds["file_error"])
+    # the probe's warnings (a header that declares more than the file holds) stay; a chunk's
+    # warning fills in where there is none
+    warnings_ = np.asarray(as_text(ds["file_warning"]), dtype=object).copy()
+    first = np.asarray(ds["file_first_segment"].values)
+    count = np.asarray(ds["file_segments"].values)
+    chunk = int(ds.attrs["segment_chunk"])
+    header_error = np.array([bool(e) for e in errors])
+    audio_seconds = 0.0
+    for rep in chunk_reports(ds):
+        if rep is None:
+            continue  # not done
+        audio_seconds += float(rep["audio_seconds"])
+        for key, outcome in rep["files"].items():
+            i = int(key)
+            if outcome["status"] == "error" and not errors[i]:
+                errors[i] = outcome["error"]
+            if outcome.get("warning") and not warnings_[i]:
+                warnings_[i] = outcome["warning"]
+    for i in range(n_files):
+        if header_error[i] or errors[i]:
+            status[i] = "error"
+            continue
+        chunks = range(int(first[i]) // chunk, (int(first[i]) + int(count[i]) - 1) // chunk + 1) if count[i] else range(0)
+        status[i] = "ok" if all(done[c] for c in chunks) else "pending"
+    group = open_group(store_url, options, mode="r+")
+    zarr_array(group, "file_status")[:] = _storable(status)
+    zarr_array(group, "file_error")[:] = _storable(errors)
+    zarr_array(group, "file_warning")[:] = _storable(warnings_)
+    group.attrs["updated"] = datetime.now(UTC).isoformat(timespec="seconds")
+    consolidate(store_url, options)
+
+    paths = as_text(ds["file_path"])
+    report.files = n_files
+    report.files_failed = int((status == "error").sum())
+    report.files_pending = int((status == "pending").sum())
+    report.files_warned = int(sum(1 for i in range(n_files) if status[i] == "ok" and warnings_[i]))
+    report.files_ok = int((status == "ok").sum())
+    report.failed = [(str(paths[i]), str(errors[i])) for i in range(n_files) if status[i] == "error"]
+    report.warned = [(str(paths[i]), str(warnings_[i])) for i in range(n_files) if warnings_[i]]
+    report.segments = int(visible_segments(ds, status).size)  # as open_store shows them
+    report.audio_seconds = audio_seconds

@@ -1,0 +1,65 @@
+"""The store's file table: FileRecord -> file_* coordinates -> a written store -> FileRecord, both ways."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import numpy as np
+
+from pipeline.config import FeatureConfig
+from pipeline.schema import FileRecord, Layout, build_layout
+from pipeline.store import as_text, open_raw
+from pipeline.write import (
+    _FILE_FIELDS,
+    file_columns,
+    file_records,
+    layout_from_store,
+    write_template,
+)
+
+CONFIG = FeatureConfig(n_mels=32, features="mel,rms", segment_seconds=3.0)
+
+
+def _entry(uri: str, **changes: object) -> dict[str, object]:
+    entry: dict[str, object] = {
+        "uri": uri, "size": 1234, "fingerprint": "1234-1700000000.000000", "sample_rate": 44100, "channels": 2,
+        "frames": 44100 * 7, "format": "WAV", "error": "", "warning": "", "label": "jazz", "split": "train",
+    }
+    entry.update(changes)
+    return entry
+
+
+def _layout() -> Layout:
+    entries = [
+        _entry("/data/ok.wav"),
+        _entry("/data/é ünïcode/b.flac", format="FLAC", label="", split="val", channels=1,
+               warning="truncated: the header declares 441000 frames (10.000 s), the file holds 308700 (7.000 s)"),
+        _entry("/data/bad.wav", error="unreadable audio header: not a recognised audio format", sample_rate=0,
+               channels=0, frames=0, format="", split="test"),
+        _entry("s3://bucket/long.mp3", frames=3_000_000_000, sample_rate=48000, size=2**33, format="MP3",
+               fingerprint='8589934592-"etag"'),
+    ]
+    return build_layout(entries, CONFIG, chunk=4)
+
+
+def test_every_file_record_field_has_a_column() -> None:
+    assert set(_FILE_FIELDS) == {f.name for f in dataclasses.fields(FileRecord)}
+
+
+def test_file_records_round_trip_through_a_written_store(tmp_path: Path) -> None:
+    layout = _layout()
+    store = str(tmp_path / "s.zarr")
+    write_template(store, {}, layout, CONFIG)
+    ds = open_raw(store)
+    # store -> records: exactly the records written, every field (error and warning included)
+    assert file_records(ds) == layout.files
+    assert layout_from_store(ds) == layout
+    # records -> columns: the coordinates the store holds, value for value and dtype for dtype
+    for name, (values, _, _) in file_columns(file_records(ds)).items():
+        stored = as_text(ds[name]) if values.dtype == object else np.asarray(ds[name].values)
+        assert list(stored) == list(values), name
+        if values.dtype != object:
+            assert stored.dtype == values.dtype, name
+    assert list(as_text(ds["file_status"])) == ["pending", "pending", "error", "pending"]
+    np.testing.assert_allclose(ds["file_duration"].values, [7.0, 7.0, 0.0, 3_000_000_000 / 48000])
