@@ -24,8 +24,9 @@ from .errors import (
 
 if TYPE_CHECKING:
     from .graph import extract
-    from .query import query, similar
+    from .query import query
     from .results import ExtractReport
+    from .similar import similar
     from .store import completeness, open_raw, open_store
 
 __all__ = [
@@ -53,7 +54,7 @@ __all__ = [
 #: public names imported on first use, and the module each lives in
 _LAZY = {
     "ExtractReport": ".results", "extract": ".graph",
-    "query": ".query", "similar": ".query",
+    "query": ".query", "similar": ".similar",
     "completeness": ".store", "open_raw": ".store", "open_store": ".store",
 }
 

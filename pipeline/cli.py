@@ -221,7 +221,7 @@ def cmd_query(args: argparse.Namespace) -> int:
 
 
 def cmd_similar(args: argparse.Namespace) -> int:
-    from .query import similar
+    from .similar import similar
 
     if (args.audio is None) == (args.segment is None):
         raise InputError("Expected exactly one of AUDIO_FILE or --segment N")
@@ -260,7 +260,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return COMMANDS[args.command](args)
     except KeyboardInterrupt:
         print(f"{PROG}: interrupted; re-run the same command to resume", file=sys.stderr)
-        return 130
+        return 1
     except PipelineError as exc:
         print(f"{PROG}: error: {one_line(exc)}", file=sys.stderr)
         return _exit_code(exc)

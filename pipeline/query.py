@@ -1,15 +1,14 @@
-"""Reading a store back as tables and vectors: GTZAN-style tables, summary matrices, similarity.
+"""Reading a store back as tables and vectors: GTZAN-style tables, summary matrices, statistics.
 
 Everything here works on the lazy dataset :func:`pipeline.store.open_store` returns (only
 complete, valid segments, 1-D coordinates loaded). Row selection uses the loaded coordinates,
-so only the selected rows of the Dask-backed summary variables are ever read; the similarity
-search computes distances chunk by chunk with :mod:`dask.array` and keeps only the ``k`` best.
+so only the selected rows of the Dask-backed summary variables are ever read. The similarity
+search over these vectors is :mod:`pipeline.similar`.
 """
 
 from __future__ import annotations
 
 import fnmatch
-import importlib.util
 import os
 import posixpath
 import sys
@@ -23,33 +22,25 @@ import pandas as pd
 import xarray as xr
 from dask.base import compute as dask_compute
 
+from .config import FAMILY_VARIABLES
 from .errors import InputError, SchemaError, StorageError, one_line
-from .io import probe_file, resampled_length
-from .schema import SPLITS, SUMMARY_STATS, VARIABLES, segment_starts
+from .schema import SPLITS, SUMMARY_STATS, VARIABLES
+from .standardize import moments
 from .store import as_text, open_store, store_config
 
 __all__ = [
+    "as_dataset",
+    "check_split",
+    "compute_arrays",
     "feature_names",
-    "featurise_audio",
     "query",
+    "segment_files",
     "segment_ids",
-    "similar",
     "standardize_stats",
     "summary_matrix",
     "summary_variables",
     "write_table",
 ]
-
-#: ``features`` names of the config that stand for several frame-level variables.
-_FAMILIES: dict[str, tuple[str, ...]] = {
-    "spectral": ("spectral_centroid", "spectral_bandwidth", "spectral_rolloff"),
-    "zcr": ("zero_crossing_rate",),
-}
-#: Segments of an outside file featurised per decode, which bounds memory for long files.
-_AUDIO_BATCH_SEGMENTS = 128
-_META_COLUMNS: tuple[str, ...] = ("file", "offset", "label", "split")
-_SIMILAR_COLUMNS: tuple[str, ...] = ("segment", "distance", "file", "offset", "label")
-
 
 def _names(value: Sequence[str] | str, what: str) -> list[str]:
     """A sequence of names as a list; a bare string counts as one name."""
@@ -105,7 +96,7 @@ def summary_variables(ds: xr.Dataset, vars: Sequence[str] | None = None) -> list
         if name in available:
             wanted.add(name)
             continue
-        bases = _FAMILIES.get(name, (name,))
+        bases = FAMILY_VARIABLES.get(name, (name,))
         matches = [f"{base}_{stat}" for base in bases for stat in SUMMARY_STATS if f"{base}_{stat}" in available]
         if matches:
             wanted.update(matches)
@@ -158,7 +149,7 @@ def feature_names(ds: xr.Dataset, vars: Sequence[str] | None = None) -> list[str
     return names
 
 
-def _compute(*arrays: da.Array) -> tuple[np.ndarray, ...]:
+def compute_arrays(*arrays: da.Array) -> tuple[np.ndarray, ...]:
     """Compute Dask arrays in one pass (inputs they share are read once) as NumPy arrays."""
     results = dask_compute(*arrays)  # type: ignore[no-untyped-call]
     return tuple(np.asarray(result) for result in results)
@@ -218,7 +209,14 @@ def segment_ids(ds: xr.Dataset) -> np.ndarray:
     return ids
 
 
-def _open(store: str | xr.Dataset, storage_options: Mapping[str, Any] | None) -> xr.Dataset:
+def as_dataset(store: str | xr.Dataset, storage_options: Mapping[str, Any] | None = None) -> xr.Dataset:
+    """``store`` itself when it is a dataset, else the store opened with :func:`pipeline.store.open_store`.
+
+    Raises
+    ------
+    InputError
+        ``store`` is neither a path/URL nor a dataset.
+    """
     if isinstance(store, xr.Dataset):
         return store
     if isinstance(store, str | os.PathLike):
@@ -226,14 +224,21 @@ def _open(store: str | xr.Dataset, storage_options: Mapping[str, Any] | None) ->
     raise InputError(f"Expected a store path/URL or an xr.Dataset, got {type(store).__name__}")
 
 
-def _check_split(split: str) -> str:
+def check_split(split: str) -> str:
+    """``split`` when it is one of :data:`pipeline.schema.SPLITS`.
+
+    Raises
+    ------
+    InputError
+        Another value.
+    """
     if split not in SPLITS:
         raise InputError(f"Expected split to be one of {', '.join(SPLITS)}, got {split!r}")
     return split
 
 
-def _file_paths(ds: xr.Dataset) -> np.ndarray:
-    """The path of each segment's file (object array of str)."""
+def segment_files(ds: xr.Dataset) -> np.ndarray:
+    """The path of each segment's file (object array of str; ``""`` for padding segments)."""
     paths = as_text(ds["file_path"])
     seg_file = np.asarray(ds["segment_file"].values).astype(np.int64)
     out = np.full(seg_file.shape, "", dtype=object)
@@ -256,7 +261,7 @@ def _select(ds: xr.Dataset, labels: Sequence[str] | None, split: str | None, fil
             )
         keep &= np.isin(as_text(ds["label"]), np.array(wanted, dtype=object))
     if split is not None:
-        keep &= as_text(ds["split"]) == _check_split(split)
+        keep &= as_text(ds["split"]) == check_split(split)
     if file_glob is not None:
         if not isinstance(file_glob, str) or not file_glob:
             raise InputError(f"Expected file_glob to be a non-empty pattern, got {file_glob!r}")
@@ -308,16 +313,16 @@ def query(
     InputError
         Bad split, unknown label or variable, empty pattern.
     """
-    ds = _open(store, storage_options)
+    ds = as_dataset(store, storage_options)
     columns = feature_names(ds, vars)
     rows = _select(ds, labels, split, file_glob)
     sub = ds.isel(segment=rows)
-    (values,) = _compute(summary_matrix(sub, vars))
+    (values,) = compute_arrays(summary_matrix(sub, vars))
     values = values.astype(np.float32).reshape(rows.size, len(columns))
     index = pd.Index(segment_ids(sub), name="segment")
     meta = pd.DataFrame(
         {
-            "file": _file_paths(sub),
+            "file": segment_files(sub),
             "offset": np.asarray(sub["segment_offset"].values, dtype=np.float64),
             "label": as_text(sub["label"]),
             "split": as_text(sub["split"]),
@@ -329,7 +334,7 @@ def query(
 
 
 def write_table(df: pd.DataFrame, out: str) -> None:
-    """Write a :func:`query` table as Parquet (``.parquet``, needs pyarrow) or CSV (``.csv``).
+    """Write a :func:`query` table as Parquet (``.parquet``, pyarrow) or CSV (``.csv``).
 
     Parameters
     ----------
@@ -341,7 +346,7 @@ def write_table(df: pd.DataFrame, out: str) -> None:
     Raises
     ------
     InputError
-        Another extension, or Parquet without pyarrow installed.
+        Another extension.
     StorageError
         The file cannot be written.
     """
@@ -349,8 +354,6 @@ def write_table(df: pd.DataFrame, out: str) -> None:
     ext = os.path.splitext(target.split("?", 1)[0])[1].lower()
     if ext not in (".parquet", ".csv"):
         raise InputError(f"Expected an output path ending in .parquet or .csv, got {target!r}")
-    if ext == ".parquet" and importlib.util.find_spec("pyarrow") is None:
-        raise InputError(f"Expected pyarrow to write Parquet, got it not installed: pip install pyarrow (or write {os.path.splitext(target)[0]}.csv)")
     try:
         if ext == ".parquet":
             df.to_parquet(target, engine="pyarrow")
@@ -378,7 +381,7 @@ def standardize_stats(
     Returns
     -------
     mean, std : np.ndarray [shape=(n_features,)], float64
-        Population std; a std of 0 (a constant column) is replaced by 1.
+        Population std (:func:`pipeline.standardize.moments`); a std of 0 (a constant column) is replaced by 1.
 
     Raises
     ------
@@ -386,7 +389,7 @@ def standardize_stats(
         Bad split, or a dataset without segments.
     """
     if split is not None:
-        _check_split(split)
+        check_split(split)
     matrix = summary_matrix(ds, vars)
     if matrix.shape[0] == 0:
         raise InputError("Expected at least one visible segment to standardise over, got none")
@@ -394,184 +397,7 @@ def standardize_stats(
         rows = np.flatnonzero(as_text(ds["split"]) == split)
         if rows.size:
             matrix = matrix[rows]
-    data = matrix.astype(np.float64)  # type: ignore[no-untyped-call]
-    mean, std = _compute(data.mean(axis=0), data.std(axis=0))
-    mean = np.asarray(mean, dtype=np.float64)
-    std = np.asarray(std, dtype=np.float64)
-    std[std == 0] = 1.0
-    return mean, std
-
-
-def _flat(values: np.ndarray) -> np.ndarray:
-    """``(n, ...)`` -> ``(n, prod(...))``, also for ``n == 0``."""
-    return values.reshape(values.shape[0], int(np.prod(values.shape[1:], dtype=np.int64)))
-
-
-def _check_stored_variables(ds: xr.Dataset, vars: Sequence[str] | None, arrays: Mapping[str, np.ndarray]) -> list[str]:
-    names = summary_variables(ds, vars)
-    missing = [name for name in names if name not in arrays]
-    if missing:
-        raise SchemaError(f"Expected the store's config to produce {', '.join(missing)}, got only {', '.join(sorted(arrays))}")
-    return names
-
-
-def featurise_audio(
-    uri: str,
-    ds: xr.Dataset,
-    vars: Sequence[str] | None = None,
-    storage_options: Mapping[str, Any] | None = None,
-) -> np.ndarray:
-    """Summary vectors of an outside audio file's segments, made as the store made its own.
-
-    The file is decoded, cut into segments and featurised with the store's config (from its
-    attributes) by the same code a chunk task runs, ``_AUDIO_BATCH_SEGMENTS`` at a time.
-
-    Parameters
-    ----------
-    uri : str
-        Local path or fsspec URL of the audio file.
-    ds : xr.Dataset
-        The store whose config and summary variables to use.
-    vars : sequence of str, optional
-        As for :func:`summary_variables`.
-    storage_options : mapping, optional
-        fsspec options for a URL.
-
-    Returns
-    -------
-    np.ndarray [shape=(n_valid_segments, n_features)], float32
-        Rows in :func:`summary_matrix` column order, one per segment holding audio.
-
-    Raises
-    ------
-    InputError
-        The file cannot be probed or decoded, or yields no segment.
-    """
-    from .chunk import ChunkFile, ChunkTask, compute_chunk  # the kernels (librosa): only here
-
-    config = store_config(ds.attrs)
-    info = probe_file(uri, storage_options)
-    if info.error:
-        raise InputError(f"Expected a readable audio file, got {uri}: {info.error}")
-    n_out = resampled_length(info.frames, info.sample_rate, config.sr)
-    n_segments = int(segment_starts(n_out, config).size)
-    rows: list[np.ndarray] = []
-    for lo in range(0, n_segments, _AUDIO_BATCH_SEGMENTS):
-        hi = min(n_segments, lo + _AUDIO_BATCH_SEGMENTS)
-        part = ChunkFile(file_index=0, uri=uri, sample_rate=info.sample_rate, frames=info.frames,
-                         first_segment=0, seg_lo=lo, seg_hi=hi)
-        arrays, report = compute_chunk(ChunkTask(index=0, start=lo, stop=hi, files=(part,)), config, storage_options)
-        outcome = report["files"].get("0", {})
-        if outcome.get("status") == "error":
-            raise InputError(f"Expected decodable audio, got {uri}: {outcome.get('error', 'decode failed')}")
-        names = _check_stored_variables(ds, vars, arrays)
-        valid = np.asarray(arrays["segment_valid"], dtype=bool)
-        rows.append(np.concatenate([_flat(arrays[name][valid]) for name in names], axis=1))
-    vectors = np.concatenate(rows, axis=0) if rows else np.zeros((0, 0), dtype=np.float32)
-    if vectors.shape[0] == 0:
-        raise InputError(f"Expected at least one segment of audio in {uri}, got none")
-    return vectors.astype(np.float32)
-
-
-def similar(
-    store: str | xr.Dataset,
-    *,
-    segment: int | None = None,
-    audio: str | None = None,
-    k: int = 10,
-    vars: Sequence[str] | None = None,
-    storage_options: Mapping[str, Any] | None = None,
-) -> pd.DataFrame:
-    """The ``k`` segments nearest to a store segment or to an outside audio file.
-
-    Distance is the cosine distance between summary vectors standardised with the mean and
-    std of every visible segment. Distances are computed chunk by chunk with Dask and only the
-    ``k`` smallest are brought back (``dask.array.argtopk``/``topk``).
-
-    Parameters
-    ----------
-    store : str or xr.Dataset
-        A store path/URL or the dataset :func:`pipeline.store.open_store` returns.
-    segment : int, optional
-        A visible segment, by its store index (the ``segment`` index of :func:`query`);
-        it is left out of the result.
-    audio : str, optional
-        A path/URL of an audio file, featurised with the store's config; the query vector is
-        the mean of its segments' summary vectors.
-    k : int
-        Neighbours to return (fewer when the store has fewer segments).
-    vars : sequence of str, optional
-        Summary variables to compare, as for :func:`summary_variables`.
-    storage_options : mapping, optional
-        fsspec options for the store URL and for ``audio``.
-
-    Returns
-    -------
-    pandas.DataFrame
-        Columns ``segment``, ``distance``, ``file``, ``offset``, ``label``, sorted by
-        distance (ties by segment).
-
-    Raises
-    ------
-    InputError
-        Not exactly one of ``segment``/``audio``, ``k < 1``, an invisible segment, or audio
-        that cannot be featurised.
-    """
-    if (segment is None) == (audio is None):
-        raise InputError(f"Expected exactly one of segment or audio, got {'both' if segment is not None else 'neither'}")
-    if isinstance(k, bool) or not isinstance(k, int | np.integer) or k < 1:
-        raise InputError(f"Expected k to be a positive integer, got {k!r}")
-    ds = _open(store, storage_options)
-    ids = segment_ids(ds)
-    matrix = summary_matrix(ds, vars)
-    n = int(matrix.shape[0])
-    if n == 0:
-        raise InputError("Expected a store with visible segments, got none")
-    exclude = -1
-    if audio is not None:
-        vector = featurise_audio(audio, ds, vars, storage_options).astype(np.float64).mean(axis=0)
-    else:
-        if isinstance(segment, bool) or not isinstance(segment, int | np.integer):
-            raise InputError(f"Expected segment to be an integer store index, got {segment!r}")
-        where = np.flatnonzero(ids == int(segment))
-        if where.size == 0:
-            raise InputError(f"Expected a visible segment index (the segment index of query), got {segment}")
-        exclude = int(where[0])
-        (vector,) = _compute(matrix[exclude].astype(np.float64))
-    mean, std = standardize_stats(ds, vars, split=None)  # after the query: fail fast on bad input
-    q = (vector - mean) / std
-    q_norm = float(np.linalg.norm(q))
-
-    z = (matrix.astype(np.float64) - mean) / std  # type: ignore[no-untyped-call]
-    norms = da.sqrt((z**2).sum(axis=1))
-    denom = norms * q_norm
-    dist = 1.0 - (z @ q) / da.where(denom > 0, denom, 1.0)
-    dist = da.where(denom > 0, da.clip(dist, 0.0, 2.0), 1.0)
-    bad = da.isnan(dist) | (da.arange(n, chunks=dist.chunks[0]) == exclude)
-    dist = da.where(bad, np.inf, dist)
-
-    k_eff = min(int(k), n - (1 if exclude >= 0 else 0))
-    if k_eff <= 0:
-        return pd.DataFrame({name: [] for name in _SIMILAR_COLUMNS})
-    # one +inf sentinel so that k < len: dask's argtopk fails for k equal to the array's length
-    padded = da.concatenate([dist, da.full((1,), np.inf, chunks=1)])  # type: ignore[no-untyped-call]
-    index, values = _compute(da.argtopk(padded, -k_eff), da.topk(padded, -k_eff))  # type: ignore[no-untyped-call]
-    index = np.asarray(index, dtype=np.int64)
-    values = np.asarray(values, dtype=np.float64)
-    finite = np.isfinite(values)
-    index, values = index[finite], values[finite]
-    order = np.lexsort((ids[index], values))
-    index, values = index[order], values[order]
-    sub = ds.isel(segment=index)
-    return pd.DataFrame(
-        {
-            "segment": ids[index],
-            "distance": values,
-            "file": _file_paths(sub),
-            "offset": np.asarray(sub["segment_offset"].values, dtype=np.float64),
-            "label": as_text(sub["label"]),
-        }
-    )
+    return moments(matrix, axis=0)
 
 
 class _CallableModule(types.ModuleType):

@@ -14,7 +14,6 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import html
-import importlib.util
 import io
 import os
 from collections.abc import Mapping, Sequence
@@ -25,11 +24,14 @@ import xarray as xr
 from dask.base import compute as dask_compute
 
 from .errors import InputError, SchemaError, StorageError, one_line
-from .plot import _mpl_text
+from .figures import DPI, legend_outside, mpl_text, new_figure, require_matplotlib
 from .query import feature_names, summary_matrix
+from .schema import SPLITS
+from .standardize import moments
 from .store import (
     as_text,
     completeness,
+    label_counts,
     open_raw,
     open_store,
     store_config,
@@ -52,7 +54,6 @@ BOX_FEATURES: tuple[tuple[str, int | None, str], ...] = (
 )
 #: The PCA projection uses at most this many segments, evenly spaced over the store.
 MAX_PCA_SEGMENTS = 5000
-_DPI = 100
 _NO_LABEL = "(none)"
 
 _CSS = """
@@ -73,22 +74,14 @@ img { max-width: 100%; height: auto; display: block; margin: 0.5em 0; }
 
 
 def _e(value: object) -> str:
+    """``value`` as HTML text (quotes escaped too)."""
     return html.escape(str(value), quote=True)
-
-
-def _figure(width: float, height: float) -> Figure:
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=(width, height), dpi=_DPI, layout="constrained")
-    FigureCanvasAgg(fig)
-    return fig
 
 
 def _img(fig: Figure, alt: str) -> str:
     """The figure as an ``<img>`` with a base64 PNG data URI (no software metadata)."""
     buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=_DPI, metadata={"Software": None})
+    fig.savefig(buffer, format="png", dpi=DPI, metadata={"Software": None})
     data = base64.b64encode(buffer.getvalue()).decode("ascii")
     return f'<img src="data:image/png;base64,{data}" alt="{_e(alt)}">'
 
@@ -161,28 +154,19 @@ def _config(raw: xr.Dataset) -> str:
 
 
 def _label_counts(raw: xr.Dataset, visible: np.ndarray) -> tuple[str, list[str]]:
+    """The counts table (per label, then the total) and the labels, sorted."""
+    counts = label_counts(raw, visible)
     status = as_text(raw["file_status"])
     ok = status == "ok"
-    failed = status == "error"
     duration = np.asarray(raw["file_duration"].values, dtype=np.float64)
-    file_labels = as_text(raw["file_label"])
-    seg_labels = as_text(raw["label"])[visible]
     seg_split = as_text(raw["split"])[visible]
-    labels = sorted(set(file_labels) | set(seg_labels))
-    rows = []
-    for label in labels:
-        mine = file_labels == label
-        segs = seg_labels == label
-        rows.append((
-            _shown(label), int((ok & mine).sum()), int((failed & mine).sum()), int(segs.sum()),
-            f"{duration[ok & mine].sum() / 3600:.3f}",
-            *(int((segs & (seg_split == s)).sum()) for s in ("train", "val", "test")),
-        ))
-    total = ("total", int(ok.sum()), int(failed.sum()), int(visible.size), f"{duration[ok].sum() / 3600:.3f}",
-             *(int((seg_split == s).sum()) for s in ("train", "val", "test")))
-    header = ("label", "files", "failed files", "segments", "hours", "train", "val", "test")
-    table = _table(header, rows, numeric=[False] + [True] * 7, total=total)
-    return table, labels
+    rows = [(_shown(c.label), c.files, c.failed_files, c.segments, f"{c.hours:.3f}", *(c.splits[s] for s in SPLITS))
+            for c in counts]
+    total = ("total", int(ok.sum()), int((status == "error").sum()), int(visible.size),
+             f"{duration[ok].sum() / 3600:.3f}", *(int((seg_split == s).sum()) for s in SPLITS))
+    header = ("label", "files", "failed files", "segments", "hours", *SPLITS)
+    table = _table(header, rows, numeric=[False] + [True] * (4 + len(SPLITS)), total=total)
+    return table, [c.label for c in counts]
 
 
 def _durations(raw: xr.Dataset, colors: Mapping[str, Any]) -> str:
@@ -198,15 +182,15 @@ def _durations(raw: xr.Dataset, colors: Mapping[str, Any]) -> str:
         return '<p class="muted">No readable files: no durations to show.</p>'
     names = sorted(set(labels))
     edges = np.histogram_bin_edges(duration, bins=min(50, max(1, int(np.sqrt(duration.size)) * 2)))
-    fig = _figure(10.0, 3.8)
+    fig = new_figure(10.0, 3.8)
     ax = fig.subplots()
     ax.hist([duration[labels == name] for name in names], bins=edges.tolist(), stacked=True,
-            color=[colors[name] for name in names], label=[_mpl_text(_shown(name)) for name in names], edgecolor="white")
+            color=[colors[name] for name in names], label=[mpl_text(_shown(name)) for name in names], edgecolor="white")
     ax.set_xlabel("duration (s, from the file header)")
     ax.set_ylabel("files")
     ax.yaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_title(f"file durations ({duration.size} files, failed ones left out)")
-    ax.legend(title="label", loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0, fontsize="small")
+    legend_outside(ax, title="label")
     return _img(fig, "histogram of file durations")
 
 
@@ -231,7 +215,7 @@ def _box_plots(ds: xr.Dataset, labels: Sequence[str], colors: Mapping[str, Any])
     present = [label for label in labels if np.any(seg_labels == label)]
     ncols = 2 if len(chosen) > 1 else 1
     nrows = -(-len(chosen) // ncols)
-    fig = _figure(10.0, 0.8 + 3.4 * nrows)
+    fig = new_figure(10.0, 0.8 + 3.4 * nrows)
     axes = np.atleast_1d(fig.subplots(nrows, ncols, squeeze=False).ravel())
     for ax, (name, title, _), column in zip(axes, chosen, values, strict=False):
         column = np.asarray(column, dtype=np.float64)
@@ -241,7 +225,7 @@ def _box_plots(ds: xr.Dataset, labels: Sequence[str], colors: Mapping[str, Any])
         for patch, label in zip(parts["boxes"], present, strict=True):
             patch.set_facecolor(colors[label])
             patch.set_alpha(0.75)
-        ax.set_xticks(range(1, len(present) + 1), [_mpl_text(_shown(label)) for label in present],
+        ax.set_xticks(range(1, len(present) + 1), [mpl_text(_shown(label)) for label in present],
                       rotation=30 if len(present) > 4 else 0, ha="right" if len(present) > 4 else "center")
         ax.set_title(name, fontsize="medium")
         ax.set_ylabel(title)
@@ -264,9 +248,8 @@ def _pca(ds: xr.Dataset, labels: Sequence[str], colors: Mapping[str, Any]) -> st
     x, seg_labels = x[finite], seg_labels[finite]
     if x.shape[0] < 2:
         return '<p class="muted">Too few segments with finite summaries for a projection.</p>'
-    std = x.std(axis=0)
-    std[std == 0] = 1.0
-    z = (x - x.mean(axis=0)) / std
+    mean, std = moments(x, axis=0)
+    z = (x - mean) / std
     u, s, vt = np.linalg.svd(z, full_matrices=False)
     k = min(2, s.size)
     # a deterministic sign: each component's largest loading is positive
@@ -276,21 +259,20 @@ def _pca(ds: xr.Dataset, labels: Sequence[str], colors: Mapping[str, Any]) -> st
     coords[:, :k] = u[:, :k] * s[:k] * signs
     total = float(np.sum(s**2)) or 1.0
     explained = [float(s[i] ** 2) / total if i < k else 0.0 for i in range(2)]
-    fig = _figure(9.0, 6.0)
+    fig = new_figure(9.0, 6.0)
     ax = fig.subplots()
     for label in labels:
         mine = seg_labels == label
         if mine.any():
             ax.scatter(coords[mine, 0], coords[mine, 1], s=12, alpha=0.75, color=colors[label],
-                       label=_mpl_text(f"{_shown(label)} ({int(mine.sum())})"), edgecolors="none")
+                       label=mpl_text(f"{_shown(label)} ({int(mine.sum())})"), edgecolors="none")
     ax.set_xlabel(f"PC1 ({100 * explained[0]:.1f}% of variance)")
     ax.set_ylabel(f"PC2 ({100 * explained[1]:.1f}% of variance)")
     ax.axhline(0.0, color="0.85", linewidth=0.8, zorder=0)
     ax.axvline(0.0, color="0.85", linewidth=0.8, zorder=0)
     subset = f"{x.shape[0]} of {n} segments, evenly spaced" if rows.size < n else f"all {x.shape[0]} segments"
     ax.set_title(f"PCA of standardised summary vectors ({len(feature_names(ds))} features; {subset})")
-    ax.legend(title="label", loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0, fontsize="small",
-              markerscale=1.5)
+    legend_outside(ax, title="label", markerscale=1.5)
     return (_img(fig, "PCA projection of segment summary vectors coloured by label")
             + f'<p class="muted">Drawn: {_e(subset)}.</p>')
 
@@ -352,8 +334,7 @@ def write_report(store: str, out: str, *, storage_options: Mapping[str, Any] | N
         The report cannot be written.
     """
     target = _check_out(out)
-    if importlib.util.find_spec("matplotlib") is None:
-        raise InputError("Expected matplotlib to draw the report's figures, got it not installed: pip install matplotlib")
+    require_matplotlib("draw the report's figures")
     store = os.fspath(store)
     try:
         raw = open_raw(store, storage_options)

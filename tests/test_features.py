@@ -2,17 +2,29 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import librosa
 import numpy as np
 import pytest
 from conftest import require_tool
-from reference import assert_segment_close, reference_segment
 
-from pipeline import testing
+from pipeline import synth
 from pipeline.config import ALL_FEATURES, FeatureConfig
-from pipeline.features import compute_features, estimate_tuning, stft, summarize
+from pipeline.errors import ConfigError, InputError
+from pipeline.features import (
+    compute_features,
+    estimate_tuning,
+    live_frames,
+    magnitude_spectrogram,
+    power_to_db,
+    rms,
+    stft,
+    summarize,
+    zero_crossing_rate,
+)
+from pipeline.testing import assert_segment_close, reference_segment
 
 CONFIGS = {
     "default": FeatureConfig(features=ALL_FEATURES),
@@ -36,20 +48,20 @@ def signals(config: FeatureConfig, tmp_path: Path) -> dict[str, np.ndarray]:
     """One segment each: tones, noise, a chirp, silence, real speech, sox-made music, padding."""
     sr, n = config.sr, config.segment_samples
     seconds = n / sr
-    speech, speech_sr = testing.speech_clip("The quick brown fox jumps over the lazy dog.", sr=sr)
-    music = testing.sox_music(tmp_path / "music.wav", seconds=min(seconds, 6.0), sr=sr)
+    speech, speech_sr = synth.speech_clip("The quick brown fox jumps over the lazy dog.", sr=sr)
+    music = synth.sox_music(tmp_path / "music.wav", seconds=min(seconds, 6.0), sr=sr)
     music_y, _ = librosa.load(music, sr=sr, mono=True)
     return {
-        "tone": testing.tone(freq=440.0, seconds=seconds, sr=sr),
-        "detuned-chord": (testing.tone(freq=262.0, seconds=seconds, sr=sr) + testing.tone(freq=331.0, seconds=seconds, sr=sr)) * 0.5,
-        "noise": testing.noise(seconds=seconds, sr=sr, seed=3),
-        "pink": testing.noise(seconds=seconds, sr=sr, seed=4, color="pink"),
-        "chirp": testing.chirp(f0=60.0, f1=sr / 2.5, seconds=seconds, sr=sr),
-        "silence": testing.silence(seconds=seconds, sr=sr),
+        "tone": synth.tone(freq=440.0, seconds=seconds, sr=sr),
+        "detuned-chord": (synth.tone(freq=262.0, seconds=seconds, sr=sr) + synth.tone(freq=331.0, seconds=seconds, sr=sr)) * 0.5,
+        "noise": synth.noise(seconds=seconds, sr=sr, seed=3),
+        "pink": synth.noise(seconds=seconds, sr=sr, seed=4, color="pink"),
+        "chirp": synth.chirp(f0=60.0, f1=sr / 2.5, seconds=seconds, sr=sr),
+        "silence": synth.silence(seconds=seconds, sr=sr),
         "speech": librosa.resample(speech, orig_sr=speech_sr, target_sr=sr),
         "sox-music": music_y,
-        "padded-tone": testing.tone(freq=1000.0, seconds=seconds * 0.4, sr=sr),
-        "genre-rock": testing.genre_clip("rock", seconds=seconds, sr=sr, seed=1),
+        "padded-tone": synth.tone(freq=1000.0, seconds=seconds * 0.4, sr=sr),
+        "genre-rock": synth.genre_clip("rock", seconds=seconds, sr=sr, seed=1),
     }
 
 
@@ -93,16 +105,16 @@ def _invariance_pool(config: FeatureConfig, rng: np.random.Generator) -> np.ndar
     sr, n = config.sr, config.segment_samples
     seconds = n / sr
     pool = np.zeros((10, n), dtype=np.float32)
-    pool[0] = testing.tone(freq=440.0, seconds=seconds, sr=sr)[:n]
-    pool[1] = testing.noise(seconds=seconds, sr=sr, seed=5)[:n]
-    pool[2] = testing.genre_clip("rock", seconds=seconds, sr=sr, seed=3)[:n]
-    pool[3, : n // 5] = testing.chirp(f0=80.0, f1=sr / 3, seconds=seconds, sr=sr)[: n // 5]
+    pool[0] = synth.tone(freq=440.0, seconds=seconds, sr=sr)[:n]
+    pool[1] = synth.noise(seconds=seconds, sr=sr, seed=5)[:n]
+    pool[2] = synth.genre_clip("rock", seconds=seconds, sr=sr, seed=3)[:n]
+    pool[3, : n // 5] = synth.chirp(f0=80.0, f1=sr / 3, seconds=seconds, sr=sr)[: n // 5]
     pool[4, : n // 2] = rng.normal(0, 0.2, n // 2)
     pool[5, 3000] = 0.5  # one sample
     # pool[6] stays silent
-    pool[7, : 2 * n // 3] = testing.genre_clip("jazz", seconds=seconds, sr=sr, seed=4)[: 2 * n // 3]
-    pool[8] = testing.tone(freq=262.0, seconds=seconds, sr=sr)[:n] * 0.3 + rng.normal(0, 0.01, n)
-    pool[9, : sr // 10] = testing.tone(freq=3000.0, seconds=0.1, sr=sr)[: sr // 10]
+    pool[7, : 2 * n // 3] = synth.genre_clip("jazz", seconds=seconds, sr=sr, seed=4)[: 2 * n // 3]
+    pool[8] = synth.tone(freq=262.0, seconds=seconds, sr=sr)[:n] * 0.3 + rng.normal(0, 0.01, n)
+    pool[9, : sr // 10] = synth.tone(freq=3000.0, seconds=0.1, sr=sr)[: sr // 10]
     return pool
 
 
@@ -171,11 +183,81 @@ def test_summaries_use_valid_frames_only(rng: np.random.Generator) -> None:
     assert scalar["mean"].shape == (2,)
 
 
-def test_wrong_segment_length_is_refused() -> None:
-    with pytest.raises(ValueError, match="Expected segments of"):
-        compute_features(np.zeros((1, 100), dtype=np.float32), FeatureConfig())
-    with pytest.raises(ValueError, match="Expected y with shape"):
-        compute_features(np.zeros(100, dtype=np.float32), FeatureConfig())
+_Y = np.zeros((2, 4096), dtype=np.float32)
+_S = np.ones((2, 5, 1025), dtype=np.float32)
+_SMALL = FeatureConfig(segment_seconds=0.2, features=ALL_FEATURES)
+
+#: (kernel call with one bad argument, the package error, the argument the message names)
+BAD_CALLS: dict[str, tuple[Callable[[], object], type[Exception], str]] = {
+    # the waveform batch, through every kernel that takes one
+    "stft-1d": (lambda: stft(y=np.zeros(4096, dtype=np.float32)), InputError, "y with shape (n_segments, n_samples)"),
+    "stft-list": (lambda: stft(y=[[0.0] * 4096]), InputError, "y with shape"),  # type: ignore[arg-type]
+    "stft-complex": (lambda: stft(y=_Y.astype(np.complex64)), InputError, "y of real numbers"),
+    "stft-no-segments": (lambda: stft(y=_Y[:0]), InputError, "y with at least one segment"),
+    "stft-no-samples": (lambda: stft(y=_Y[:, :0]), InputError, "y with at least one segment"),
+    "magnitude-3d": (lambda: magnitude_spectrogram(y=_Y[None]), InputError, "y with shape"),
+    "live-frames-1d": (lambda: live_frames(_Y[0], 2048, 512), InputError, "y with shape"),
+    "rms-1d": (lambda: rms(y=_Y[0]), InputError, "y with shape"),
+    "zcr-strings": (lambda: zero_crossing_rate(y=_Y.astype(str)), InputError, "y of real numbers"),
+    "compute-features-1d": (lambda: compute_features(_Y[0], _SMALL), InputError, "y with shape"),
+    "compute-features-length": (lambda: compute_features(_Y[:, :100], _SMALL), InputError, "segments of 4410 samples, got 100"),
+    # the STFT's and the frames' parameters
+    "stft-n_fft-zero": (lambda: stft(y=_Y, n_fft=0), ConfigError, "n_fft to be a positive integer, got 0"),
+    "stft-n_fft-float": (lambda: stft(y=_Y, n_fft=2048.0), ConfigError, "n_fft"),  # type: ignore[arg-type]
+    "stft-hop-negative": (lambda: stft(y=_Y, hop_length=-512), ConfigError, "hop_length to be a positive integer"),
+    "magnitude-hop-bool": (lambda: magnitude_spectrogram(y=_Y, hop_length=True), ConfigError, "hop_length"),
+    "magnitude-n_frames-zero": (lambda: magnitude_spectrogram(y=_Y, n_frames=0), ConfigError, "n_frames"),
+    "magnitude-live-shape": (lambda: magnitude_spectrogram(y=_Y, live=np.array([1, 2, 3])), InputError, "live of 2 integers"),
+    "magnitude-live-float": (lambda: magnitude_spectrogram(y=_Y, live=np.array([1.0, 2.0])), InputError, "live of 2 integers"),
+    "live-frames-n_fft": (lambda: live_frames(_Y, -1, 512), ConfigError, "n_fft"),
+    "live-frames-hop": (lambda: live_frames(_Y, 2048, 0), ConfigError, "hop_length"),
+    "rms-frame_length": (lambda: rms(y=_Y, frame_length=0), ConfigError, "frame_length to be a positive integer"),
+    "rms-hop": (lambda: rms(y=_Y, hop_length=1.5), ConfigError, "hop_length"),  # type: ignore[arg-type]
+    "zcr-frame_length": (lambda: zero_crossing_rate(y=_Y, frame_length=-2048), ConfigError, "frame_length"),
+    "zcr-hop": (lambda: zero_crossing_rate(y=_Y, hop_length=0), ConfigError, "hop_length"),
+    # spectrograms and their parameters
+    "power-to-db-1d": (lambda: power_to_db(S=np.ones(10)), InputError, "S with shape (n, frames) or (n, frames, bins)"),
+    "power-to-db-complex": (lambda: power_to_db(S=_S.astype(np.complex64)), InputError, "S of real numbers"),
+    "power-to-db-top_db-negative": (lambda: power_to_db(S=_S, top_db=-80.0), ConfigError, "top_db to be a finite number >= 0"),
+    "power-to-db-top_db-nan": (lambda: power_to_db(S=_S, top_db=float("nan")), ConfigError, "top_db"),
+    "tuning-2d": (lambda: estimate_tuning(S=_S[0], sr=22050), InputError, "S with shape (n, frames, 1 + n_fft // 2)"),
+    "tuning-one-bin": (lambda: estimate_tuning(S=_S[..., :1], sr=22050), InputError, "S with at least 2 frequency bins"),
+    "tuning-no-segments": (lambda: estimate_tuning(S=_S[:0], sr=22050), InputError, "S with at least one segment"),
+    "tuning-sr": (lambda: estimate_tuning(S=_S, sr=0), ConfigError, "sr to be a positive integer"),
+    "tuning-sr-float": (lambda: estimate_tuning(S=_S, sr=22050.0), ConfigError, "sr"),  # type: ignore[arg-type]
+    "tuning-bins_per_octave": (lambda: estimate_tuning(S=_S, sr=22050, bins_per_octave=0), ConfigError, "bins_per_octave"),
+    # the config and the summaries
+    "compute-features-config": (lambda: compute_features(_Y, {"sr": 22050}), ConfigError, "config to be a FeatureConfig, got a dict"),  # type: ignore[arg-type]
+    "summarize-1d": (lambda: summarize(np.ones(5), np.array([5])), InputError, "values with shape (n, frames) or (n, frames, bins)"),
+    "summarize-4d": (lambda: summarize(_S[None], np.array([5])), InputError, "values with shape"),
+    "summarize-frames-shape": (lambda: summarize(_S, np.array([5])), InputError, "valid_frames of 2 integers"),
+    "summarize-frames-float": (lambda: summarize(_S, np.array([5.0, 5.0])), InputError, "valid_frames of 2 integers"),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_CALLS))
+def test_bad_arguments_raise_the_packages_error_in_one_line(case: str) -> None:
+    """A bad array is an InputError, a bad parameter a ConfigError (never a bare ValueError or a
+    NumPy error from deep inside): one line, "Expected ..., got ...", naming the argument."""
+    call, error, names = BAD_CALLS[case]
+    with pytest.raises(error) as info:
+        call()
+    assert type(info.value) is error
+    message = str(info.value)
+    assert message.startswith("Expected ") and ", got " in message and "\n" not in message, message
+    assert names in message, message
+
+
+def test_any_real_dtype_is_cast_to_float32() -> None:
+    """Integer, float64 and bool batches are accepted and give the float32 batch's numbers."""
+    y = np.zeros((2, _SMALL.segment_samples), dtype=np.float32)
+    y[0, 100:900] = np.arange(800) % 7 - 3
+    y[1, 50] = 1
+    ours = compute_features(y, _SMALL)
+    for dtype in (np.int16, np.float64, np.int64):
+        for name, values in compute_features(y.astype(dtype), _SMALL).items():
+            np.testing.assert_array_equal(values, ours[name], err_msg=f"{dtype.__name__}: {name}")
+    np.testing.assert_array_equal(rms(y=y[1:] != 0), rms(y=y[1:]))
 
 
 def test_a_batch_of_short_files_skips_the_padding_and_still_matches_librosa(rng: np.random.Generator) -> None:
@@ -184,7 +266,7 @@ def test_a_batch_of_short_files_skips_the_padding_and_still_matches_librosa(rng:
     config = FeatureConfig(features=ALL_FEATURES)
     sr, n = config.sr, config.segment_samples
     batch = np.zeros((3, n), dtype=np.float32)
-    batch[0, :sr] = testing.genre_clip("jazz", seconds=1.0, sr=sr, seed=2)[:sr]
+    batch[0, :sr] = synth.genre_clip("jazz", seconds=1.0, sr=sr, seed=2)[:sr]
     batch[1, : sr // 2] = rng.normal(0, 0.1, sr // 2)
     got = compute_features(batch, config)
     for i in range(3):

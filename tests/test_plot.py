@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
+from threadpoolctl import threadpool_limits
 
 from pipeline import FeatureConfig, extract, open_store
 from pipeline.errors import InputError
@@ -118,12 +119,31 @@ def test_audio_file_uses_the_pipeline_kernels_and_the_first_30_s(tmp_path: Path)
     clip = _from_audio(str(path), ["mfcc", "waveform"], sr, None)
     assert clip.y is not None and clip.y.size == int(MAX_SECONDS * sr)
     assert "first 30 s of 31.0 s" in clip.title
-    expected = compute_features(clip.y[None, :], clip.config)
+    # the kernels as a chunk task runs them: one BLAS thread (a segment's numbers do not depend
+    # on where it ran)
+    with threadpool_limits(limits=1, user_api="blas"):
+        expected = compute_features(clip.y[None, :], clip.config)
     np.testing.assert_array_equal(clip.frames["mfcc"], expected["mfcc"][0])
     np.testing.assert_array_equal(clip.frames["rms"], expected["rms"][0])
     assert set(clip.frames) == {"mfcc", "rms"}
     mel_only = _from_audio(str(path), ["mel"], sr, None)
     assert set(mel_only.frames) == {"mel"} and mel_only.frames["mel"].shape[1] == FeatureConfig().n_mels
+
+
+def test_audio_file_features_are_the_stores(tmp_path: Path) -> None:
+    """Plot and a chunk task featurise a file with the same code: equal bits for equal config."""
+    sr = 8000
+    t = np.arange(int(7.3 * sr)) / sr
+    (tmp_path / "in").mkdir()
+    path = tmp_path / "in" / "tone.wav"
+    sf.write(path, (0.3 * np.sin(2 * np.pi * 300 * t) * np.exp(-t / 3)).astype(np.float32), sr)
+    clip = _from_audio(str(path), ["mfcc", "chroma", "zcr"], sr, None)
+    store = str(tmp_path / "tone.zarr")
+    extract([tmp_path / "in"], store, clip.config, scheduler="synchronous", progress=False)
+    ds = open_store(store)
+    assert ds.sizes["segment"] == 1 and int(ds["segment_valid_frames"].values[0]) == clip.n_frames
+    for name in ("mfcc", "chroma", "zero_crossing_rate"):
+        np.testing.assert_array_equal(clip.frames[name], ds[name].values[0, : clip.n_frames])
 
 
 def test_a_clip_shorter_than_one_hop(corpus: Path, tmp_path: Path) -> None:
@@ -189,3 +209,19 @@ def test_store_without_the_variables_a_kind_needs(corpus: Path, tmp_path: Path) 
         plot(path, segment=0, kinds=["chroma"], out=str(tmp_path / "x.png"))
     # the waveform draws without the optional RMS overlay
     assert_png(plot(path, segment=0, kinds=["waveform"], out=str(tmp_path / "w.png"))[0])
+
+
+def test_a_changed_file_is_noted(corpus: Path, tmp_path: Path) -> None:
+    """A store segment whose file changed since extraction says so in the title (when its
+    audio is re-decoded); the stored-only kinds do not look at the file."""
+    (tmp_path / "audio" / "tones").mkdir(parents=True)
+    audio = tmp_path / "audio" / "tones" / "a440.wav"
+    shutil.copy(corpus / "tones" / "a440.wav", audio)
+    path = str(tmp_path / "s.zarr")
+    extract([tmp_path / "audio"], path, FeatureConfig(n_mels=32), scheduler="synchronous", label_from="parent",
+            progress=False)
+    assert "changed" not in _from_store(path, 0, ["waveform"], None).title
+    y, sr = sf.read(audio, dtype="float32")
+    sf.write(audio, 0.5 * y, sr, subtype="FLOAT")  # same length, other bytes and size
+    assert _from_store(path, 0, ["waveform"], None).title.endswith("(file changed since extraction)")
+    assert "changed" not in _from_store(path, 0, ["mel"], None).title

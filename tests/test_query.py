@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import importlib.util
 import shutil
 from pathlib import Path
@@ -20,18 +21,18 @@ from pipeline.query import (
     feature_names,
     query,
     segment_ids,
-    similar,
     standardize_stats,
     summary_matrix,
     summary_variables,
     write_table,
 )
 from pipeline.schema import PITCH_CLASSES
+from pipeline.similar import featurise_audio, similar
+from pipeline.standardize import moments, unit_std
 from pipeline.store import as_text, open_raw
 
 SR = 22050
 CONFIG = FeatureConfig(n_mels=32)
-HAS_PYARROW = importlib.util.find_spec("pyarrow") is not None
 
 
 def _tone(seconds: float, amplitude: float, phase: float = 0.0) -> np.ndarray:
@@ -189,12 +190,8 @@ def test_write_table(corpus_store: str, tmp_path: Path) -> None:
     pd.testing.assert_frame_equal(pd.read_csv("memory://query-test/table.csv", index_col="segment"), back)
     fsspec.filesystem("memory").rm("/query-test", recursive=True)
     parquet = str(tmp_path / "table.parquet")
-    if HAS_PYARROW:
-        write_table(df, parquet)
-        pd.testing.assert_frame_equal(pd.read_parquet(parquet), df)
-    else:
-        with pytest.raises(InputError, match="pip install pyarrow"):
-            write_table(df, parquet)
+    write_table(df, parquet)  # pyarrow is a dependency
+    pd.testing.assert_frame_equal(pd.read_parquet(parquet), df)
     with pytest.raises(InputError, match=r"Expected an output path ending in .parquet or .csv, got .*table.xlsx"):
         write_table(df, str(tmp_path / "table.xlsx"))
 
@@ -298,3 +295,55 @@ def test_similar_errors(clear: tuple[str, dict[str, Path]], tmp_path: Path) -> N
     fake.write_text("not audio")
     with pytest.raises(InputError, match=r"Expected a readable audio file, got .*fake.wav: unreadable audio header"):
         similar(ds, audio=str(fake))
+
+
+def test_outside_audio_is_featurised_as_the_store_did(clear: tuple[str, dict[str, Path]], tmp_path: Path) -> None:
+    """similar featurises an outside file with the chunk tasks' code: a copy of a stored file
+    gives the stored summary vectors, bit for bit."""
+    store, paths = clear
+    ds = open_store(store)
+    copy = tmp_path / "copy.wav"
+    shutil.copy(paths["noise_c"], copy)
+    table = query(ds)
+    stored = table[table["file"] == str(paths["noise_c"])][feature_names(ds)].to_numpy()
+    got = featurise_audio(str(copy), ds)
+    assert got.dtype == np.float32 and got.shape == stored.shape == (2, len(feature_names(ds)))
+    np.testing.assert_array_equal(got, stored)
+    np.testing.assert_array_equal(featurise_audio(str(copy), ds, vars=["mfcc"]),
+                                  table[table["file"] == str(paths["noise_c"])][feature_names(ds, ["mfcc"])].to_numpy())
+
+
+def test_similar_names(clear: tuple[str, dict[str, Path]]) -> None:
+    """``similar`` lives in pipeline.similar, and ``pipeline.similar(...)`` calls it."""
+    import pipeline
+    import pipeline.similar as module
+
+    store, _ = clear
+    pd.testing.assert_frame_equal(pipeline.similar(store, segment=0, k=2), module.similar(store, segment=0, k=2))
+    with pytest.raises(AttributeError, match="has no attribute 'nothing'"):
+        _ = importlib.import_module("pipeline.query").nothing
+
+
+def test_moments() -> None:
+    """The one standardisation rule: float64 moments, a std not above the floor (or NaN) is 1."""
+    x = np.array([[1.0, 5.0, np.nan], [3.0, 5.0, 1.0], [5.0, 5.0, 3.0]], dtype=np.float32)
+    mean, std = moments(x[:, :2])
+    np.testing.assert_array_equal(mean, [3.0, 5.0])
+    np.testing.assert_allclose(std, [np.sqrt(8 / 3), 1.0])
+    assert mean.dtype == std.dtype == np.float64
+    lazy = moments(da.from_array(x[:, :2], chunks=(2, 2)))
+    np.testing.assert_allclose(lazy[0], mean, rtol=1e-15)
+    np.testing.assert_allclose(lazy[1], std, rtol=1e-15)
+    # NaN skipped on request; else its column's std (NaN) counts as no spread
+    mean, std = moments(x, skipna=True)
+    np.testing.assert_array_equal(mean, [3.0, 5.0, 2.0])
+    np.testing.assert_array_equal(std[1:], [1.0, 1.0])
+    assert moments(x)[1][2] == 1.0
+    mean, std = moments(da.from_array(x, chunks=(1, 3)), skipna=True)
+    np.testing.assert_array_equal(mean, [3.0, 5.0, 2.0])
+    # the floor, after the cast to the requested dtype
+    tiny = np.array([[0.0, 0.0], [1e-13, 1.0]])
+    mean, std = moments(tiny, floor=1e-12, dtype=np.float32)
+    assert std.dtype == np.float32 and std[0] == 1.0 and std[1] == np.float32(0.5)
+    assert moments(tiny)[1][0] == pytest.approx(5e-14)
+    np.testing.assert_array_equal(unit_std(np.array([0.0, 2.0, np.nan])), [1.0, 2.0, 1.0])

@@ -12,6 +12,7 @@ import pytest
 import soundfile as sf
 
 from pipeline import FeatureConfig, extract, open_store
+from pipeline.errors import InputError
 from pipeline.store import as_text, open_group
 from pipeline.training import ChunkSource, iter_batches, standardizer
 from pipeline.training.batches import batches_per_rank
@@ -180,3 +181,30 @@ def test_cli_train(genre_store: str, tmp_path: Path) -> None:
     assert main(["train", genre_store, "--model", "mlp", "--epochs", "2", "-o", str(tmp_path / "m")]) == 0
     assert (tmp_path / "m" / "metrics.json").exists()
     assert main(["train", genre_store, "--epochs", "0"]) == 2
+
+
+def test_constant_variables_standardise_to_std_one(genre_store: str) -> None:
+    ds = open_store(genre_store)
+    flat = ds.assign(rms_mean=ds["rms_mean"] * 0 + np.float32(0.25))
+    stats = standardizer(flat, ["rms_mean", "mfcc_mean"], split="train")
+    assert stats.std["rms_mean"].dtype == np.float32 and float(stats.std["rms_mean"]) == 1.0
+    assert float(stats.mean["rms_mean"]) == np.float32(0.25)
+    assert np.all(stats.std["mfcc_mean"] != 1.0)
+    with pytest.raises(InputError, match="Expected split to be one of train, val, test, got 'dev'"):
+        standardizer(ds, ["rms_mean"], split="dev")
+
+
+def test_confusion_figure_leaves_the_backend_alone(tmp_path: Path) -> None:
+    """The confusion matrix is drawn on its own Agg canvas: the caller's backend stays."""
+    import matplotlib
+
+    from pipeline.training.train import plot_confusion
+
+    before = matplotlib.get_backend()
+    matplotlib.use("svg")
+    try:
+        plot_confusion(np.array([[3, 1], [0, 4]]), ["a", "b"], str(tmp_path / "c.png"), title="t")
+        assert matplotlib.get_backend() == "svg"
+    finally:
+        matplotlib.use(before)
+    assert (tmp_path / "c.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

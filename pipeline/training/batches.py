@@ -19,7 +19,8 @@ import numpy as np
 import xarray as xr
 
 from ..errors import InputError
-from ..schema import SPLITS
+from ..query import check_split
+from ..standardize import moments
 from ..store import as_text, open_group, open_store, zarr_array
 
 __all__ = [
@@ -69,8 +70,8 @@ class ChunkSource:
     @classmethod
     def build(cls, store: str | xr.Dataset, *, split: str | None = None, classes: Sequence[str] | None = None,
               storage_options: Mapping[str, Any] | None = None) -> ChunkSource:
-        if split is not None and split not in SPLITS:
-            raise InputError(f"Expected split in {', '.join(SPLITS)}, got {split!r}")
+        if split is not None:
+            check_split(split)
         ds = _dataset(store, storage_options)
         labels = as_text(ds["label"])
         keep = labels != ""
@@ -321,7 +322,32 @@ class Standardizer:
 
 def standardizer(store: str | xr.Dataset, variables: Sequence[str], *, split: str | None = "train",
                  storage_options: Mapping[str, Any] | None = None) -> Standardizer:
-    """Statistics computed lazily (Dask) over one split: per bin, over segments and frames."""
+    """Statistics computed lazily (Dask) over one split: per bin, over segments and frames.
+
+    Parameters
+    ----------
+    store : str or xr.Dataset
+        A store path/URL or the dataset :func:`pipeline.store.open_store` returns.
+    variables : sequence of str
+        Store variables to standardise (summary or frame-level).
+    split : {"train", "val", "test"} or None
+        Segments to compute the statistics over (``None``: every visible segment).
+    storage_options : mapping, optional
+        fsspec options for a store URL.
+
+    Returns
+    -------
+    Standardizer
+        float32 mean and std per bin (:func:`pipeline.standardize.moments`, NaN skipped); a
+        std not above 1e-12 is replaced by 1.
+
+    Raises
+    ------
+    InputError
+        Bad split, or no segments in it.
+    """
+    if split is not None:
+        check_split(split)
     ds = _dataset(store, storage_options)
     if split is not None:
         ds = ds.isel(segment=np.flatnonzero(as_text(ds["split"]) == split))
@@ -331,11 +357,6 @@ def standardizer(store: str | xr.Dataset, variables: Sequence[str], *, split: st
     stds: dict[str, np.ndarray] = {}
     for name in variables:
         var = ds[name]
-        dims = [d for d in var.dims if d in ("segment", "frame")]
-        mean = var.astype(np.float64).mean(dims)
-        std = var.astype(np.float64).std(dims)
-        m, s = xr.align(mean, std)
-        m_np, s_np = np.asarray(m.values, dtype=np.float32), np.asarray(s.values, dtype=np.float32)
-        means[name] = m_np
-        stds[name] = np.where(s_np > 1e-12, s_np, np.float32(1.0))
+        axes = [i for i, dim in enumerate(var.dims) if dim in ("segment", "frame")]
+        means[name], stds[name] = moments(var.data, axes, skipna=True, floor=1e-12, dtype=np.float32)
     return Standardizer(mean=means, std=stds)

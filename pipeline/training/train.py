@@ -10,7 +10,11 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import InputError
+from ..config import FAMILY_VARIABLES
+from ..errors import InputError, SchemaError
+from ..figures import DPI, new_figure
+from ..query import summary_variables
+from ..schema import SPLITS
 from ..store import as_text, open_store
 from ._torch import require_torch
 from .batches import classes_of, standardizer
@@ -23,16 +27,35 @@ __all__ = ["model_variables", "train"]
 
 
 def model_variables(ds: Any, kind: str) -> list[str]:
-    """Inputs of a model: every summary variable for ``mlp``, the mel segment for ``cnn``."""
+    """Inputs of a model: every summary variable for ``mlp``, the mel segment for ``cnn``.
+
+    Parameters
+    ----------
+    ds : xr.Dataset
+        A feature store, as :func:`pipeline.store.open_store` returns it.
+    kind : {"mlp", "cnn"}
+        The model.
+
+    Returns
+    -------
+    list of str
+        Store variables, in store order.
+
+    Raises
+    ------
+    InputError
+        Another model, or a store without the variables the model needs.
+    """
     if kind == "mlp":
-        names = [str(n) for n in ds.data_vars if str(n).endswith(("_mean", "_std"))]
-        if not names:
-            raise InputError("Expected summary variables (*_mean, *_std) in the store, got none")
-        return names
+        try:
+            return summary_variables(ds)
+        except SchemaError:
+            raise InputError("Expected summary variables (*_mean, *_std) in the store, got none") from None
     if kind == "cnn":
-        if "mel" not in ds.data_vars:
+        names = list(FAMILY_VARIABLES["mel"])
+        if any(name not in ds.data_vars for name in names):
             raise InputError("Expected a `mel` variable for the CNN: extract with --features including mel")
-        return ["mel"]
+        return names
     raise InputError(f"Expected --model mlp or cnn, got {kind!r}")
 
 
@@ -79,14 +102,14 @@ def train(
         raise InputError(f"Expected at least 2 labels to train on, got {classes}")
     variables = model_variables(ds, model)
     splits = as_text(ds["split"])
-    counts = {s: int((splits == s).sum()) for s in ("train", "val", "test")}
+    counts = {s: int((splits == s).sum()) for s in SPLITS}
     if counts["train"] == 0 or counts["test"] == 0:
         raise InputError(f"Expected segments in the train and test splits, got {counts}")
     stats = standardizer(ds, variables, split="train")
     common: dict[str, Any] = {"batch_size": batch_size, "seed": seed, "standardize": stats, "classes": classes,
                               "storage_options": storage_options}
     train_ds = SegmentDataset(store, variables, split="train", shuffle=True, **common)
-    eval_sets = {s: SegmentDataset(store, variables, split=s, shuffle=False, **common) for s in ("val", "test")}
+    eval_sets = {s: SegmentDataset(store, variables, split=s, shuffle=False, **common) for s in SPLITS if s != "train"}
 
     def loader(dataset: Any) -> Any:
         return torch.utils.data.DataLoader(dataset, batch_size=None, num_workers=num_workers)
@@ -158,13 +181,22 @@ def _save(out_dir: str, net: Any, metrics: dict[str, Any], stats: dict[str, Any]
 
 
 def plot_confusion(confusion: np.ndarray, classes: list[str], path: str, *, title: str = "") -> None:
-    """A labelled confusion matrix (rows: true, columns: predicted) as a PNG."""
-    import matplotlib
+    """A labelled confusion matrix (rows: true, columns: predicted) as a PNG.
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(1.0 + 0.6 * len(classes), 0.8 + 0.6 * len(classes)))
+    Parameters
+    ----------
+    confusion : np.ndarray [shape=(n_classes, n_classes)], int
+        Counts; row ``i`` is true class ``i``.
+    classes : list of str
+        Class names.
+    path : str
+        The PNG to write.
+    title : str
+        The figure's title.
+    """
+    size = 0.6 * len(classes)
+    fig = new_figure(1.0 + size, 0.8 + size, layout=None)
+    ax = fig.subplots()
     ax.imshow(confusion, cmap="Blues")
     ax.set_xticks(range(len(classes)), classes, rotation=45, ha="right")
     ax.set_yticks(range(len(classes)), classes)
@@ -175,5 +207,4 @@ def plot_confusion(confusion: np.ndarray, classes: list[str], path: str, *, titl
         ax.text(j, i, str(n), ha="center", va="center", color="white" if n > peak / 2 else "black", fontsize=8)
     ax.set_title(title)
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    fig.savefig(path, dpi=DPI)

@@ -1,0 +1,218 @@
+"""Similarity search: the store segments nearest to a store segment or to an outside file.
+
+Distances are cosine distances between summary vectors (:func:`pipeline.query.summary_matrix`)
+standardised with :func:`pipeline.query.standardize_stats`; they are computed chunk by chunk
+with :mod:`dask.array` and only the ``k`` best are brought back. An outside file is
+featurised with the store's config by :func:`pipeline.featurize.featurize_file`, exactly as a
+chunk task featurises the store's own files.
+"""
+
+from __future__ import annotations
+
+import sys
+import types
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import dask.array as da
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+from .errors import DecodeError, InputError, SchemaError
+from .featurize import featurize_file, segment_count
+from .probe import probe_file
+from .query import (
+    as_dataset,
+    compute_arrays,
+    segment_files,
+    segment_ids,
+    standardize_stats,
+    summary_matrix,
+    summary_variables,
+)
+from .store import as_text, store_config
+
+__all__ = ["featurise_audio", "similar"]
+
+#: Segments of an outside file featurised per decode, which bounds memory for long files.
+_AUDIO_BATCH_SEGMENTS = 128
+_SIMILAR_COLUMNS: tuple[str, ...] = ("segment", "distance", "file", "offset", "label")
+
+
+def _flat(values: np.ndarray) -> np.ndarray:
+    """``(n, ...)`` -> ``(n, prod(...))``, also for ``n == 0``."""
+    return values.reshape(values.shape[0], int(np.prod(values.shape[1:], dtype=np.int64)))
+
+
+def _check_stored_variables(names: Sequence[str], arrays: Mapping[str, np.ndarray]) -> None:
+    """The store's summary variables ``names`` are all among the featurised ``arrays``."""
+    missing = [name for name in names if name not in arrays]
+    if missing:
+        raise SchemaError(f"Expected the store's config to produce {', '.join(missing)}, got only {', '.join(sorted(arrays))}")
+
+
+def featurise_audio(
+    uri: str,
+    ds: xr.Dataset,
+    vars: Sequence[str] | None = None,
+    storage_options: Mapping[str, Any] | None = None,
+) -> np.ndarray:
+    """Summary vectors of an outside audio file's segments, made as the store made its own.
+
+    The file is decoded, cut into segments and featurised with the store's config (from its
+    attributes) by :func:`pipeline.featurize.featurize_file`, the code a chunk task runs,
+    ``_AUDIO_BATCH_SEGMENTS`` segments at a time (which bounds memory for long files).
+
+    Parameters
+    ----------
+    uri : str
+        Local path or fsspec URL of the audio file.
+    ds : xr.Dataset
+        The store whose config and summary variables to use.
+    vars : sequence of str, optional
+        As for :func:`pipeline.query.summary_variables`.
+    storage_options : mapping, optional
+        fsspec options for a URL.
+
+    Returns
+    -------
+    np.ndarray [shape=(n_valid_segments, n_features)], float32
+        Rows in :func:`pipeline.query.summary_matrix` column order, one per segment holding audio.
+
+    Raises
+    ------
+    InputError
+        The file cannot be probed or decoded, or yields no segment.
+    """
+    config = store_config(ds.attrs)
+    info = probe_file(uri, storage_options)
+    if info.error:
+        raise InputError(f"Expected a readable audio file, got {uri}: {info.error}")
+    names = summary_variables(ds, vars)
+    total = segment_count(info.frames, info.sample_rate, config)
+    rows: list[np.ndarray] = []
+    for lo in range(0, total, _AUDIO_BATCH_SEGMENTS):
+        part = range(lo, min(total, lo + _AUDIO_BATCH_SEGMENTS))
+        try:
+            result = featurize_file(uri, config, segments=part, storage_options=storage_options, info=info)
+        except DecodeError as exc:
+            raise InputError(f"Expected decodable audio, got {uri}: {exc}") from exc
+        _check_stored_variables(names, result.arrays)
+        rows.append(np.concatenate([_flat(result.arrays[name][result.valid]) for name in names], axis=1))
+    vectors = np.concatenate(rows, axis=0) if rows else np.zeros((0, 0), dtype=np.float32)
+    if vectors.shape[0] == 0:
+        raise InputError(f"Expected at least one segment of audio in {uri}, got none")
+    return vectors.astype(np.float32)
+
+
+def similar(
+    store: str | xr.Dataset,
+    *,
+    segment: int | None = None,
+    audio: str | None = None,
+    k: int = 10,
+    vars: Sequence[str] | None = None,
+    storage_options: Mapping[str, Any] | None = None,
+) -> pd.DataFrame:
+    """The ``k`` segments nearest to a store segment or to an outside audio file.
+
+    Distance is the cosine distance between summary vectors standardised with the mean and
+    std of every visible segment. Distances are computed chunk by chunk with Dask and only the
+    ``k`` smallest are brought back (``dask.array.argtopk``/``topk``).
+
+    Parameters
+    ----------
+    store : str or xr.Dataset
+        A store path/URL or the dataset :func:`pipeline.store.open_store` returns.
+    segment : int, optional
+        A visible segment, by its store index (the ``segment`` index of :func:`pipeline.query.query`);
+        it is left out of the result.
+    audio : str, optional
+        A path/URL of an audio file, featurised with the store's config; the query vector is
+        the mean of its segments' summary vectors.
+    k : int
+        Neighbours to return (fewer when the store has fewer segments).
+    vars : sequence of str, optional
+        Summary variables to compare, as for :func:`pipeline.query.summary_variables`.
+    storage_options : mapping, optional
+        fsspec options for the store URL and for ``audio``.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns ``segment``, ``distance``, ``file``, ``offset``, ``label``, sorted by
+        distance (ties by segment).
+
+    Raises
+    ------
+    InputError
+        Not exactly one of ``segment``/``audio``, ``k < 1``, an invisible segment, or audio
+        that cannot be featurised.
+    """
+    if (segment is None) == (audio is None):
+        raise InputError(f"Expected exactly one of segment or audio, got {'both' if segment is not None else 'neither'}")
+    if isinstance(k, bool) or not isinstance(k, int | np.integer) or k < 1:
+        raise InputError(f"Expected k to be a positive integer, got {k!r}")
+    ds = as_dataset(store, storage_options)
+    ids = segment_ids(ds)
+    matrix = summary_matrix(ds, vars)
+    n = int(matrix.shape[0])
+    if n == 0:
+        raise InputError("Expected a store with visible segments, got none")
+    exclude = -1
+    if audio is not None:
+        vector = featurise_audio(audio, ds, vars, storage_options).astype(np.float64).mean(axis=0)
+    else:
+        if isinstance(segment, bool) or not isinstance(segment, int | np.integer):
+            raise InputError(f"Expected segment to be an integer store index, got {segment!r}")
+        where = np.flatnonzero(ids == int(segment))
+        if where.size == 0:
+            raise InputError(f"Expected a visible segment index (the segment index of query), got {segment}")
+        exclude = int(where[0])
+        (vector,) = compute_arrays(matrix[exclude].astype(np.float64))
+    mean, std = standardize_stats(ds, vars, split=None)  # after the query: fail fast on bad input
+    q = (vector - mean) / std
+    q_norm = float(np.linalg.norm(q))
+
+    z = (matrix.astype(np.float64) - mean) / std  # type: ignore[no-untyped-call]
+    norms = da.sqrt((z**2).sum(axis=1))
+    denom = norms * q_norm
+    dist = 1.0 - (z @ q) / da.where(denom > 0, denom, 1.0)
+    dist = da.where(denom > 0, da.clip(dist, 0.0, 2.0), 1.0)
+    bad = da.isnan(dist) | (da.arange(n, chunks=dist.chunks[0]) == exclude)
+    dist = da.where(bad, np.inf, dist)
+
+    k_eff = min(int(k), n - (1 if exclude >= 0 else 0))
+    if k_eff <= 0:
+        return pd.DataFrame({name: [] for name in _SIMILAR_COLUMNS})
+    # one +inf sentinel so that k < len: dask's argtopk fails for k equal to the array's length
+    padded = da.concatenate([dist, da.full((1,), np.inf, chunks=1)])  # type: ignore[no-untyped-call]
+    index, values = compute_arrays(da.argtopk(padded, -k_eff), da.topk(padded, -k_eff))  # type: ignore[no-untyped-call]
+    index = np.asarray(index, dtype=np.int64)
+    values = np.asarray(values, dtype=np.float64)
+    finite = np.isfinite(values)
+    index, values = index[finite], values[finite]
+    order = np.lexsort((ids[index], values))
+    index, values = index[order], values[order]
+    sub = ds.isel(segment=index)
+    return pd.DataFrame(
+        {
+            "segment": ids[index],
+            "distance": values,
+            "file": segment_files(sub),
+            "offset": np.asarray(sub["segment_offset"].values, dtype=np.float64),
+            "label": as_text(sub["label"]),
+        }
+    )
+
+
+class _CallableModule(types.ModuleType):
+    """``pipeline.similar`` is this module and, lazily imported by ``pipeline``, also the
+    function: whichever an import leaves at ``pipeline.similar``, calling it searches."""
+
+    def __call__(self, *args: Any, **kwargs: Any) -> pd.DataFrame:
+        return similar(*args, **kwargs)
+
+
+sys.modules[__name__].__class__ = _CallableModule
