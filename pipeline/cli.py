@@ -260,7 +260,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return COMMANDS[args.command](args)
     except KeyboardInterrupt:
         print(f"{PROG}: interrupted; re-run the same command to resume", file=sys.stderr)
-        return 1
+        return 130
     except PipelineError as exc:
         print(f"{PROG}: error: {one_line(exc)}", file=sys.stderr)
         return _exit_code(exc)

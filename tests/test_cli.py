@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
-import contextlib
+import json
 import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from pipeline import open_store
 from pipeline.cli import main
 from pipeline.store import open_group
 
@@ -74,11 +74,21 @@ def test_extract_then_info(tmp_path: Path, corpus: Path, capsys: pytest.CaptureF
     assert "resuming: " in err
 
 
-def test_module_and_console_script_agree() -> None:
-    proc = run("--version")
-    assert proc.returncode == 0 and proc.stdout.startswith("audio-pipeline ")
-    script = Path(sys.executable).parent / "audio-pipeline"
-    assert subprocess.run([str(script), "--help"], capture_output=True, text=True, check=False).returncode == 0
+def test_module_and_console_script_agree(tmp_path: Path) -> None:
+    """``python -m pipeline`` and the ``audio-pipeline`` script: the same output and exit code,
+    for a success, the help and the errors (usage, a bad store)."""
+    from pipeline import __version__
+
+    script = str(Path(sys.executable).parent / "audio-pipeline")
+    expected = {("--version",): 0, ("--help",): 0, ("frobnicate",): 2, ("info", str(tmp_path)): 2}
+    for args, code in expected.items():
+        module = run(*args)
+        console = subprocess.run([script, *args], capture_output=True, text=True, timeout=300, check=False)
+        assert (module.returncode, module.stdout, module.stderr) == (console.returncode, console.stdout,
+                                                                      console.stderr), args
+        assert module.returncode == code, (args, module.stderr)
+    assert run("--version").stdout == f"audio-pipeline {__version__}\n"
+    assert run("--help").stdout.startswith("usage: audio-pipeline ")
 
 
 def test_info_reports_changed_and_missing_files(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -130,12 +140,18 @@ def test_query_and_similar_commands(tmp_path: Path, corpus: Path, capsys: pytest
     assert "rms_mean" in out and "mfcc_mean_0" in out and "noise" not in out
     csv = tmp_path / "t.csv"
     assert main(["query", store, "--vars", "rms", "-o", str(csv)]) == 0
-    table = pd.read_csv(csv)
+    table = pd.read_csv(csv, keep_default_na=False)
     assert list(table.columns[:5]) == ["segment", "file", "offset", "label", "split"]
+    assert len(table) == open_store(store).sizes["segment"]  # one row per stored segment
     assert set(table["label"]) == {"tones", "noise"}
-    parquet = tmp_path / "t.parquet"
-    assert main(["query", store, "--split", "train", "-o", str(parquet)]) == 0
-    assert set(pd.read_parquet(parquet)["split"]) <= {"train"}
+    # each split's query holds that split's rows of the table, all of them and nothing else;
+    # one split at least is not the whole table (a filter that keeps every row fails there)
+    for split in ("train", "val", "test"):
+        parquet = tmp_path / f"{split}.parquet"
+        assert main(["query", store, "--split", split, "-o", str(parquet)]) == 0
+        picked = pd.read_parquet(parquet).reset_index()
+        assert picked["segment"].tolist() == table.loc[table["split"] == split, "segment"].tolist(), split
+        assert set(picked["split"]) <= {split}
     capsys.readouterr()
     assert main(["similar", store, "--segment", "0", "-k", "3"]) == 0
     lines = capsys.readouterr().out.strip().splitlines()
@@ -178,43 +194,70 @@ def _default_sigint() -> None:
     signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
+#: A scheduler preload (``distributed.scheduler.preload``; a local cluster's scheduler runs in
+#: the extract's process): once the first chunk task is done (its done-flag written), SIGINT
+#: goes to the whole process group, as a terminal sends Ctrl-C; the marker names that chunk.
+_CTRL_C_AFTER_FIRST_CHUNK = """
+import os
+import signal
+
+from distributed.diagnostics.plugin import SchedulerPlugin
+
+MARKER = os.environ["PIPELINE_TEST_CTRL_C_MARKER"]
+
+
+class CtrlCAfterFirstChunk(SchedulerPlugin):
+    sent = False
+
+    def transition(self, key, start, finish, *args, **kwargs):
+        if self.sent or finish != "memory" or not str(key).startswith("chunk-"):
+            return
+        self.sent = True
+        with open(MARKER, "w") as marker:
+            marker.write(str(key))
+        os.killpg(os.getpgrp(), signal.SIGINT)
+
+
+def dask_setup(scheduler):
+    scheduler.add_plugin(CtrlCAfterFirstChunk(), name="pipeline-test-ctrl-c")
+"""
+
+
 @pytest.mark.cluster
 def test_ctrl_c_to_the_process_group_prints_one_line_and_the_rerun_resumes(tmp_path: Path) -> None:
     """SIGINT to the whole process group, as a terminal sends it, mid-run on a local cluster of
-    2 worker processes (after the first done chunk): one line, exit 130, no worker's traceback;
-    the rerun finishes the store."""
+    2 worker processes (right after the first chunk is done): one line, exit 130, no worker's
+    traceback; the rerun finishes the store."""
     from test_resume_append import write_clips
 
     corpus = tmp_path / "clips"
-    # enough work (80 chunks) that the interrupt lands mid-run however fast the workers are
-    write_clips(corpus, [f"i{i}" for i in range(40)], seconds=12.0)
+    write_clips(corpus, [f"i{i}" for i in range(16)], seconds=12.0)  # 32 chunks
     store = tmp_path / "s.zarr"
+    preload, marker = tmp_path / "ctrl_c.py", tmp_path / "interrupted"
+    preload.write_text(_CTRL_C_AFTER_FIRST_CHUNK)
+    env = {**os.environ, "DASK_DISTRIBUTED__SCHEDULER__PRELOAD": json.dumps([str(preload)]),
+           "PIPELINE_TEST_CTRL_C_MARKER": str(marker)}
     cmd = [sys.executable, "-m", "pipeline", "extract", str(corpus), "-o", str(store), "--workers", "2",
            "--segment-chunk", "2", "--features", "mel,mfcc,chroma", "--no-progress"]
     # a shell's background job (as CI may run `make test`) starts with SIGINT ignored, and a
-    # process that inherits that never sees Ctrl-C: give the command the terminal's default
+    # process that inherits that never sees Ctrl-C: give the command the terminal's default.
+    # Its own session: the signal reaches the command's process group, not pytest.
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
-                            preexec_fn=_default_sigint)
-    deadline = time.monotonic() + 120
-    done = 0
-    while done < 1 and proc.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.05)
-        with contextlib.suppress(Exception):
-            done = int(np.asarray(open_group(str(store), mode="r")["chunk_done"][:]).sum())
-    os.killpg(proc.pid, signal.SIGINT)
-    _, err = proc.communicate(timeout=120)
-    assert done >= 1, "the run ended (or never started) before the interrupt"
+                            preexec_fn=_default_sigint, env=env)
+    _, err = proc.communicate(timeout=300)
+    assert marker.read_text().startswith("chunk-"), "no chunk was done before the interrupt"
     assert proc.returncode == 130, err
     lines = [line for line in err.splitlines() if not line.startswith("Dask dashboard: ")]
     assert lines == ["audio-pipeline: interrupted; re-run the same command to resume"], err
     total = open_group(str(store), mode="r")["chunk_done"].shape[0]
     finished = int(np.asarray(open_group(str(store), mode="r")["chunk_done"][:]).sum())
-    assert finished < total, "the interrupt landed after the work was done"
+    assert 1 <= finished < total, "the interrupt did not stop the run"
     # the same store, in-process this time (the scheduler is not part of the config)
     rerun = subprocess.run([*cmd[: cmd.index("--workers")], "--scheduler", "synchronous", *cmd[cmd.index("--workers") + 2 :]],
                            capture_output=True, text=True, timeout=300, check=False)
     assert rerun.returncode == 0, rerun.stderr
     assert f"resuming: {finished} of {total} chunks done" in rerun.stderr
+    assert f"{total - finished} of {total} chunks computed" in rerun.stdout
     assert int(np.asarray(open_group(str(store), mode="r")["chunk_done"][:]).sum()) == total
 
 

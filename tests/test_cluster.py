@@ -5,7 +5,9 @@ from __future__ import annotations
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -78,32 +80,100 @@ def test_a_template_that_cannot_be_written_fails_the_waiting_tasks_fast(
 ) -> None:
     """On a cluster of this process, chunk tasks compute while the client writes a new store's
     template and wait for it only to write: if the template fails, the extract reports that
-    error and no task hangs at the gate."""
+    error and the task waiting at the gate is told so (it fails there, it does not hang)."""
     from distributed import Client, LocalCluster
 
     from pipeline import gate, graph
 
-    def broken(*args: object, **kwargs: object) -> None:
-        raise OSError("disk full while writing the template")
-
-    gates: list[object] = []
+    gates: list[gate.TemplateGate | None] = []
     create = gate.TemplateGate.create
 
-    def spy(client: object) -> object:
+    def spy(client: object) -> gate.TemplateGate | None:
         gates.append(create(client))
         return gates[-1]
 
-    monkeypatch.setattr(graph, "_write_template", broken)
-    monkeypatch.setattr(graph.TemplateGate, "create", staticmethod(spy))
     # a cluster object of this process (its workers are child processes, on loopback); not
     # processes=False: a task's worker client would then become this process's default
     with LocalCluster(n_workers=1, threads_per_worker=1, host="127.0.0.1", dashboard_address="127.0.0.1:0") as cluster, \
             Client(cluster) as client:
-        t0 = time.monotonic()
-        with pytest.raises(OSError, match="disk full"):
+        client.run_on_scheduler(_install_gate_spy())
+
+        def broken(*args: object, **kwargs: object) -> None:
+            # the template fails only once a chunk task waits for it at the gate
+            name = _gate_name(gates)
+            _until(lambda: _gate_seen(client, name)[0] == 1, "a chunk task waiting at the gate")
+            raise OSError("disk full while writing the template")
+
+        monkeypatch.setattr(graph, "write_template", broken)
+        monkeypatch.setattr(graph.TemplateGate, "create", staticmethod(spy))
+        with pytest.raises(OSError, match="disk full while writing the template"):
             graph.extract([corpus], str(tmp_path / "s.zarr"), client=client, progress=False)
-        assert time.monotonic() - t0 < 60
-    assert len(gates) == 1 and gates[0] is not None
+        name = _gate_name(gates)
+        # the gate answered the waiting task "failed" (it raises StorageError: could not be
+        # written; so would any later one), and nothing waits there any more
+        def told_failed() -> bool:
+            waiting, answers = _gate_seen(client, name)
+            return waiting == 0 and answers[:1] == ["failed"] and set(answers) == {"failed"}
+
+        _until(told_failed, "the waiting task told the template failed")
+    assert len(gates) == 1
+
+
+def _gate_name(gates: list[Any]) -> str:
+    assert len(gates) == 1 and gates[0] is not None, gates
+    return str(gates[0].name)
+
+
+def _until(condition: Callable[[], bool], what: str, seconds: float = 60.0) -> None:
+    """Poll ``condition`` until it holds; fail (saying ``what`` never happened) after ``seconds``,
+    a bound for a broken run only: it is not what the test measures."""
+    deadline = time.monotonic() + seconds
+    while not condition():
+        if time.monotonic() > deadline:
+            pytest.fail(f"never happened: {what}")
+        time.sleep(0.02)
+
+
+def _install_gate_spy() -> Callable[[Any], None]:
+    """A function for ``client.run_on_scheduler``: the scheduler's ``variable_get`` handler (the
+    gate's wait) wrapped to count, per variable, the calls waiting now and the values answered.
+
+    A closure, so that cloudpickle ships it by value to a scheduler that cannot import tests."""
+
+    def install(dask_scheduler: Any) -> None:
+        import collections
+
+        handler = dask_scheduler.handlers["variable_get"]
+        if hasattr(handler, "waiting"):
+            return
+        waiting: collections.Counter[str] = collections.Counter()
+        answers: dict[str, list[Any]] = collections.defaultdict(list)
+
+        async def get(name: str | None = None, **kwargs: Any) -> Any:
+            waiting[str(name)] += 1
+            try:
+                record = await handler(name=name, **kwargs)
+            finally:
+                waiting[str(name)] -= 1
+            answers[str(name)].append(record.get("value"))
+            return record
+
+        get.waiting = waiting  # type: ignore[attr-defined]
+        get.answers = answers  # type: ignore[attr-defined]
+        dask_scheduler.handlers["variable_get"] = get
+
+    return install
+
+
+def _gate_seen(client: Any, name: str) -> tuple[int, list[Any]]:
+    """(tasks waiting at gate ``name`` now, the values the gate answered so far)."""
+
+    def read(dask_scheduler: Any) -> tuple[int, list[Any]]:
+        get = dask_scheduler.handlers["variable_get"]
+        return int(get.waiting[name]), list(get.answers[name])
+
+    waiting, answers = client.run_on_scheduler(read)
+    return int(waiting), list(answers)
 
 
 def test_on_a_remote_cluster_the_template_is_written_before_any_task(
@@ -130,13 +200,16 @@ def test_tasks_wait_at_the_template_gate_until_it_opens(dask_cluster: str) -> No
     from pipeline.gate import TemplateGate, wait_for_template
 
     with Client(dask_cluster) as client:
+        client.run_on_scheduler(_install_gate_spy())
         gate = TemplateGate.create(client)
         assert gate is not None
-        waiting = client.submit(wait_for_template, gate.name, 60.0, pure=False)
-        time.sleep(0.5)
-        assert not waiting.done()  # still at the gate
+        waiting = client.submit(wait_for_template, gate.name, 600.0, pure=False)
+        # the task is running and asks the scheduler for the gate, which is not open: it waits
+        _until(lambda: _gate_seen(client, gate.name) == (1, []), "the task waiting at the gate")
+        assert waiting.status == "pending"
         gate.open(ok=True)
         assert waiting.result(timeout=30) is None
+        assert _gate_seen(client, gate.name) == (0, ["ok"])
         gate.close()
         closed = TemplateGate.create(client)
         assert closed is not None
@@ -147,4 +220,15 @@ def test_tasks_wait_at_the_template_gate_until_it_opens(dask_cluster: str) -> No
         assert never is not None
         with pytest.raises(StorageError, match="not written within"):
             client.submit(wait_for_template, never.name, 0.5, pure=False).result(timeout=30)
-    wait_for_template(None)  # no cluster: nothing to wait for
+
+
+def test_without_a_gate_nothing_is_waited_for() -> None:
+    """No gate (no cluster, or the template written first): the task goes on at once, without
+    asking any scheduler (there is none here: asking one would raise)."""
+    from distributed import default_client
+
+    from pipeline.gate import wait_for_template
+
+    with pytest.raises(ValueError, match="No clients found"):
+        default_client()
+    wait_for_template(None, 0.0)  # returns, asking nobody

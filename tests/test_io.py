@@ -11,15 +11,12 @@ import pytest
 import soundfile as sf
 from conftest import require_tool
 
+from pipeline.decode import decode_range
 from pipeline.errors import DecodeError, InputError
-from pipeline.io import (
-    decode_range,
-    list_inputs,
-    probe_file,
-    resampled_length,
-    sanitize_storage_options,
-)
+from pipeline.io import list_inputs, sanitize_storage_options
 from pipeline.labels import hash_split, label_from_parent, read_labels_csv
+from pipeline.probe import probe_file
+from pipeline.schema import resampled_length
 
 
 def test_list_inputs_recurses_globs_and_sorts(corpus: Path) -> None:
@@ -123,11 +120,18 @@ def test_truncated_wav_keeps_audio_and_warns(tmp_path: Path) -> None:
     sf.write(path, np.full(22050 * 4, 0.1, dtype=np.float32), 22050, subtype="PCM_16")
     data = path.read_bytes()
     path.write_bytes(data[: 44 + 2 * 22050 * 2])  # header says 4 s, 2 s remain
+    # the probe counts the frames the file holds, and says what its header declared
     info = probe_file(str(path))
-    got = decode_range(str(path), sr=22050, native_sr=info.sample_rate, declared_frames=88200)
-    if info.frames == 88200:
-        assert "truncated" in got.warning
-    assert got.y.size == 22050 * 2
+    assert (info.frames, info.error) == (44100, "")
+    assert info.warning == "truncated: the header declares 88200 frames (4.000 s), the file holds 44100 (2.000 s)"
+    whole = decode_range(str(path), sr=22050, native_sr=info.sample_rate, declared_frames=info.frames)
+    assert whole.warning == ""
+    # a decode that is told the header's frames keeps the audio there is and says so
+    cut = decode_range(str(path), sr=22050, native_sr=info.sample_rate, declared_frames=88200)
+    assert cut.warning.startswith("truncated: decoded 44100 of 88200 frames")
+    assert cut.y.size == whole.y.size == 22050 * 2
+    np.testing.assert_array_equal(cut.y, whole.y)
+    np.testing.assert_array_equal(whole.y, sf.read(path, dtype="float32")[0])
 
 
 def test_mp3_and_aiff_decode(tmp_path: Path) -> None:

@@ -7,7 +7,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 import zlib
 from pathlib import Path
 
@@ -17,7 +16,7 @@ import soundfile as sf
 import xarray as xr
 
 from pipeline import FeatureConfig, extract, open_store
-from pipeline.store import as_text, open_group, open_raw
+from pipeline.store import as_text, chunk_reports, open_group, open_raw
 
 CONFIG = FeatureConfig(features=("mel", "mfcc", "chroma", "rms"), n_mels=32, n_mfcc=13)
 
@@ -95,22 +94,30 @@ def test_a_segments_features_do_not_depend_on_its_chunk(tmp_path: Path) -> None:
 
 
 def test_crashed_append_is_rolled_back(tmp_path: Path) -> None:
-    from pipeline import graph
+    """A crash half-way through an append (the arrays grown, the marker left behind): the next
+    run shrinks the store back; an append of the same new files then equals a one-shot run."""
+    from pipeline.write import _resize_all
 
-    root = tmp_path / "c"
+    root, more = tmp_path / "c", tmp_path / "more"
     write_clips(root, ["x0", "x1", "x2"])
+    write_clips(more, ["y0", "y1"])
     store = str(tmp_path / "s.zarr")
     extract([root], store, CONFIG, scheduler="synchronous", progress=False, segment_chunk=2)
     before = open_raw(store).load()
-    # a crash half-way through an append: sizes grown, marker left behind
     group = open_group(store)
     group.attrs["append_in_progress"] = json.dumps({"segment": before.sizes["segment"], "file": before.sizes["file"], "chunk": before.sizes["chunk"]})
-    graph._resize_all(store, {}, {"segment": before.sizes["segment"] + 8, "file": before.sizes["file"] + 2, "chunk": before.sizes["chunk"] + 4})
+    _resize_all(store, {}, {"segment": before.sizes["segment"] + 8, "file": before.sizes["file"] + 2, "chunk": before.sizes["chunk"] + 4})
     report = extract([root], store, CONFIG, scheduler="synchronous", progress=False)
     assert report.chunks_computed == 0
     after = open_raw(store).load()
     assert dict(after.sizes) == dict(before.sizes)
     assert "append_in_progress" not in after.attrs
+    # redone: the append the crash cut short
+    report = extract([root, more], store, CONFIG, scheduler="synchronous", progress=False)
+    assert report.chunks_skipped == before.sizes["chunk"] and report.chunks_computed > 0
+    one_shot = str(tmp_path / "one.zarr")
+    extract([root, more], one_shot, CONFIG, scheduler="synchronous", progress=False, segment_chunk=2)
+    assert_same_content(open_store(store), open_store(one_shot))
 
 
 def _extract_cmd(corpus: Path, store: Path, *extra: str) -> list[str]:
@@ -118,18 +125,15 @@ def _extract_cmd(corpus: Path, store: Path, *extra: str) -> list[str]:
             "--features", "mel,mfcc,chroma,rms", "--n-mels", "32", "--n-mfcc", "13", "--no-progress", *extra]
 
 
-def _wait_for_chunks(store: Path, n: int, proc: subprocess.Popen[bytes] | subprocess.Popen[str]) -> int:
-    deadline = time.monotonic() + 120
-    done = 0
-    while time.monotonic() < deadline and proc.poll() is None:
-        try:
-            done = int(np.asarray(open_group(str(store), mode="r")["chunk_done"][:]).sum())
-        except Exception:
-            done = 0
-        if done >= n:
-            break
-        time.sleep(0.05)
-    return done
+def _chunk_flags(store: Path) -> list[int]:
+    """The store's done-flag of every chunk."""
+    return [int(v) for v in np.asarray(open_group(str(store), mode="r")["chunk_done"][:])]
+
+
+def _crash_after(k: int) -> dict[str, str]:
+    """The environment of a run that SIGKILLs itself once ``k`` of its chunks are done in the
+    store (``pipeline.crash-after-chunks``)."""
+    return {**os.environ, "DASK_PIPELINE__CRASH_AFTER_CHUNKS": str(k)}
 
 
 def _assert_equals_clean_run(corpus: Path, store: Path, tmp_path: Path) -> None:
@@ -145,54 +149,121 @@ def _assert_equals_clean_run(corpus: Path, store: Path, tmp_path: Path) -> None:
 
 
 def test_sigkill_of_the_client_then_rerun_resumes(tmp_path: Path) -> None:
+    """The client dies by SIGKILL right after its third chunk is done (in-process, chunks run
+    one after the other): the store holds exactly those three; the rerun computes the rest."""
     corpus = tmp_path / "corpus"
-    write_clips(corpus, [f"k{i}" for i in range(16)], seconds=9.0)
+    write_clips(corpus, [f"k{i}" for i in range(4)])
     store = tmp_path / "killed.zarr"
     cmd = _extract_cmd(corpus, store, "--scheduler", "synchronous", "--segment-chunk", "2")
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-    done = _wait_for_chunks(store, 3, proc)
-    os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait()
-    assert done >= 3, "the run finished or never started before it could be killed"
-    total = open_group(str(store), mode="r")["chunk_done"].shape[0]
+    killed = subprocess.run(cmd, env=_crash_after(3), capture_output=True, text=True, check=False, timeout=300)
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    flags = _chunk_flags(store)
+    total = len(flags)
+    assert total > 3 and flags == [1, 1, 1] + [0] * (total - 3)
+    reports = chunk_reports(open_raw(str(store)))
+    assert [r is not None for r in reports] == [True] * 3 + [False] * (total - 3)
     rerun = subprocess.run(cmd, capture_output=True, text=True, check=False, timeout=300)
     assert rerun.returncode == 0, rerun.stderr
-    k = int(rerun.stderr.split("resuming: ", 1)[1].split(" of ")[0])
-    assert k >= 3
-    assert f"resuming: {k} of {total} chunks done" in rerun.stderr
-    assert f"{total - k} of {total} chunks computed" in rerun.stdout
+    assert f"resuming: 3 of {total} chunks done" in rerun.stderr
+    assert f"{total - 3} of {total} chunks computed" in rerun.stdout
+    assert _chunk_flags(store) == [1] * total
     _assert_equals_clean_run(corpus, store, tmp_path)
+
+
+def test_sigkill_during_an_append_then_rerun_resumes(tmp_path: Path) -> None:
+    """An append whose client dies after one of its new chunks: the rerun keeps the grown
+    store, computes only the new chunks not done, and equals a one-shot run."""
+    corpus = tmp_path / "corpus"
+    write_clips(corpus, [f"a{i}" for i in range(2)])
+    store = tmp_path / "grown.zarr"
+    cmd = _extract_cmd(corpus, store, "--scheduler", "synchronous", "--segment-chunk", "2")
+    subprocess.run(cmd, capture_output=True, check=True, timeout=300)
+    old = len(_chunk_flags(store))
+    write_clips(corpus, [f"a{i}" for i in range(2, 5)])  # new files beside the old ones
+    killed = subprocess.run(cmd, env=_crash_after(1), capture_output=True, text=True, check=False, timeout=300)
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    assert "appending 3 new files" in killed.stderr
+    flags = _chunk_flags(store)
+    total = len(flags)
+    assert total > old + 1 and flags == [1] * (old + 1) + [0] * (total - old - 1)
+    rerun = subprocess.run(cmd, capture_output=True, text=True, check=False, timeout=300)
+    assert rerun.returncode == 0, rerun.stderr
+    assert f"resuming: {old + 1} of {total} chunks done" in rerun.stderr and "appending" not in rerun.stderr
+    assert f"{total - old - 1} of {total} chunks computed" in rerun.stdout
+    one_shot = tmp_path / "one.zarr"
+    subprocess.run(_extract_cmd(corpus, one_shot, "--scheduler", "synchronous", "--segment-chunk", "2"), check=True,
+                   capture_output=True, timeout=300)
+    assert_same_content(open_store(str(store)), open_store(str(one_shot)))
+
+
+#: A worker preload (``distributed.worker.preload``): the first chunk task to start executing
+#: once two chunks are done in the store kills its worker (SIGKILL), on one worker only (the
+#: marker file, created exclusively, records the task and the chunks done then).
+_KILL_ONE_WORKER = """
+import os
+import signal
+
+import numpy as np
+import zarr
+from distributed import WorkerPlugin
+
+MARKER = os.environ["PIPELINE_TEST_KILL_MARKER"]
+STORE = os.environ["PIPELINE_TEST_KILL_STORE"]
+
+
+class KillOnce(WorkerPlugin):
+    def transition(self, key, start, finish, **kwargs):
+        if finish != "executing" or not str(key).startswith("chunk-"):
+            return
+        try:
+            done = int(np.asarray(zarr.open_group(STORE, mode="r")["chunk_done"][:]).sum())
+        except Exception:
+            return
+        if done < 2:
+            return
+        try:
+            fd = os.open(MARKER, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+        except FileExistsError:
+            return
+        os.write(fd, f"{key} {done}".encode())
+        os.close(fd)
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+async def dask_setup(worker):
+    await worker.plugin_add(plugin=KillOnce(), name="pipeline-test-kill-once")
+"""
 
 
 @pytest.mark.cluster
 def test_killed_worker_does_not_fail_the_run(tmp_path: Path) -> None:
-    """A real cluster of 2 workers; one worker process is SIGKILLed mid-run."""
+    """A real cluster of 2 workers; one worker process dies by SIGKILL as it starts a chunk task,
+    mid-run: that chunk is computed again (elsewhere or by the restarted worker), the run ends
+    well and equals a clean one."""
     root = Path(__file__).resolve().parents[1]
-    env = {**os.environ, "CLUSTER_STATE_DIR": str(tmp_path / "state"), "DASK": str(Path(sys.executable).parent / "dask")}
+    corpus = tmp_path / "corpus"
+    write_clips(corpus, [f"w{i}" for i in range(8)])
+    store = tmp_path / "cluster.zarr"
+    preload = tmp_path / "kill_one_worker.py"
+    preload.write_text(_KILL_ONE_WORKER)
+    marker = tmp_path / "killed"
+    env = {**os.environ, "CLUSTER_STATE_DIR": str(tmp_path / "state"), "DASK": str(Path(sys.executable).parent / "dask"),
+           "DASK_DISTRIBUTED__WORKER__PRELOAD": json.dumps([str(preload)]),
+           "PIPELINE_TEST_KILL_MARKER": str(marker), "PIPELINE_TEST_KILL_STORE": str(store)}
     script = str(root / "deploy" / "local" / "cluster.sh")
     address = subprocess.run([script, "start", "2"], capture_output=True, text=True, env=env, check=True, timeout=120).stdout.strip()
     try:
-        corpus = tmp_path / "corpus"
-        write_clips(corpus, [f"w{i}" for i in range(24)], seconds=9.0)
-        store = tmp_path / "cluster.zarr"
-        proc = subprocess.Popen(_extract_cmd(corpus, store, "--scheduler", address, "--segment-chunk", "2"),
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        victim = _worker_child(int((tmp_path / "state" / "worker-1.pid").read_text()))
-        assert _wait_for_chunks(store, 2, proc) >= 2
-        os.kill(victim, signal.SIGKILL)
-        _, err = proc.communicate(timeout=300)
-        assert proc.returncode == 0, err
-        _assert_equals_clean_run(corpus, store, tmp_path)
+        proc = subprocess.run(_extract_cmd(corpus, store, "--scheduler", address, "--segment-chunk", "2"),
+                              capture_output=True, text=True, timeout=300, check=False)
     finally:
         subprocess.run([script, "stop"], env=env, timeout=60, check=False)
-
-
-def _worker_child(nanny: int) -> int:
-    """The worker process a nanny runs (the nanny restarts it after the kill)."""
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        children = Path(f"/proc/{nanny}/task/{nanny}/children").read_text().split()
-        if children:
-            return int(children[-1])
-        time.sleep(0.1)
-    raise AssertionError(f"no worker process under nanny {nanny}")
+    assert proc.returncode == 0, proc.stderr
+    # the kill landed mid-run: a chunk task had started, and chunks were still to do
+    key, done_then = marker.read_text().split()
+    chunk = int(key.split("-")[1])  # chunk-<index>-<token>: every chunk was pending
+    total = len(_chunk_flags(store))
+    assert 2 <= int(done_then) < total
+    assert f"{total} of {total} chunks computed" in proc.stdout
+    # and its work was redone
+    assert _chunk_flags(store)[chunk] == 1
+    _assert_equals_clean_run(corpus, store, tmp_path)
