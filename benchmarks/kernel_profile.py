@@ -3,7 +3,7 @@
     python benchmarks/kernel_profile.py [--segments N]
 
 Prints milliseconds per 32 segments of 3 s (96 s of audio) and each stage's share, in the order
-``compute_features`` runs them (batches of ``pipeline.chunk.BATCH_SEGMENTS``). The stages are
+``compute_features`` runs them (batches of the ``pipeline.batch-segments`` setting). The stages are
 the kernels' own functions, called on the same audio; their sum is close to, not exactly, one
 ``compute_features`` call (which is timed last for comparison).
 """
@@ -20,22 +20,31 @@ from threadpoolctl import threadpool_limits
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from run import best_of, segments, time_kernels
+from run import BATCH_SEGMENTS, best_of, segments, time_kernels
 
 from pipeline import FeatureConfig
-from pipeline import features as K
-from pipeline.chunk import BATCH_SEGMENTS
+from pipeline.features import rms as rms_kernel
+from pipeline.features import summarize, zero_crossing_rate
+from pipeline.filterbanks import (
+    bin_moments,
+    chroma_basis,
+    dct_basis,
+    mel_basis,
+    per_segment_product,
+)
+from pipeline.spectrum import magnitude_spectrogram, power_to_db
+from pipeline.tuning import estimate_tuning
 
 
 def stages(config: FeatureConfig) -> list[tuple[str, Callable[[np.ndarray], object]]]:
     """Each stage as a function of one batch of audio; later stages reuse earlier results."""
     sr, n_fft, hop = config.sr, config.n_fft, config.hop_length
-    mel_t = K._mel_basis_t(sr, n_fft, config.n_mels, config.fmin, float(config.fmax or sr / 2))
-    dct_t = K._dct_t(config.n_mels, config.n_mfcc)
+    mel_t = mel_basis(sr, n_fft, config.n_mels, config.fmin, float(config.fmax or sr / 2))
+    dct_t = dct_basis(config.n_mels, config.n_mfcc)
     cache: dict[str, np.ndarray] = {}
 
     def spectra(y: np.ndarray) -> None:
-        cache["mag"] = K.magnitude_spectrogram(y=y, n_fft=n_fft, hop_length=hop)
+        cache["mag"] = magnitude_spectrogram(y=y, n_fft=n_fft, hop_length=hop)
 
     def power(y: np.ndarray) -> None:
         cache["power"] = np.square(cache["mag"])
@@ -43,23 +52,23 @@ def stages(config: FeatureConfig) -> list[tuple[str, Callable[[np.ndarray], obje
     def mel(y: np.ndarray) -> None:
         p = cache["power"]
         cache["live"] = np.full(p.shape[0], p.shape[1])
-        cache["mel"] = K.power_to_db(S=K._per_segment_product(p, mel_t, cache["live"]))
+        cache["mel"] = power_to_db(S=per_segment_product(p, mel_t, cache["live"]))
 
     def mfcc(y: np.ndarray) -> None:
         m = cache["mel"]
-        K._per_segment_product(np.maximum(m, m.max() - np.float32(80.0)), dct_t, cache["live"])
+        per_segment_product(np.maximum(m, m.max() - np.float32(80.0)), dct_t, cache["live"])
 
     def tuning(y: np.ndarray) -> None:
-        K.estimate_tuning(S=cache["power"], sr=sr, bins_per_octave=config.n_chroma)
+        estimate_tuning(S=cache["power"], sr=sr, bins_per_octave=config.n_chroma)
 
     def chroma(y: np.ndarray) -> None:
         p = cache["power"]
-        basis = K._chroma_basis_t(sr, n_fft, 0.0, config.n_chroma)
-        K._per_segment_product(p, basis, cache["live"])
+        basis = chroma_basis(sr, n_fft, 0.0, config.n_chroma)
+        per_segment_product(p, basis, cache["live"])
 
     def moments(y: np.ndarray) -> None:
         m = cache["mag"]
-        K._per_segment_product(m.astype(np.float64), K._bin_moments(m.shape[-1]), cache["live"], dtype=np.float64)
+        per_segment_product(m.astype(np.float64), bin_moments(m.shape[-1]), cache["live"], dtype=np.float64)
 
     def rolloff(y: np.ndarray) -> None:
         m = cache["mag"].reshape(-1, cache["mag"].shape[-1])
@@ -67,14 +76,14 @@ def stages(config: FeatureConfig) -> list[tuple[str, Callable[[np.ndarray], obje
         np.count_nonzero(total < np.float32(0.85) * total[:, -1:], axis=-1)
 
     def zcr(y: np.ndarray) -> None:
-        K.zero_crossing_rate(y=y, frame_length=n_fft, hop_length=hop)
+        zero_crossing_rate(y=y, frame_length=n_fft, hop_length=hop)
 
     def rms(y: np.ndarray) -> None:
-        K.rms(y=y, frame_length=n_fft, hop_length=hop)
+        rms_kernel(y=y, frame_length=n_fft, hop_length=hop)
 
     def summaries(y: np.ndarray) -> None:
         frames = np.full(y.shape[0], config.n_frames)
-        K.summarize(cache["mel"].reshape(y.shape[0], config.n_frames, -1), frames)
+        summarize(cache["mel"].reshape(y.shape[0], config.n_frames, -1), frames)
 
     return [
         ("STFT: frames x window, float64 rFFT, |.| (bit for bit librosa)", spectra),

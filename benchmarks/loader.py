@@ -21,8 +21,8 @@ import zarr
 
 def build_store(root: str) -> str:
     from pipeline import extract
-    from pipeline.cli import stratified_labels
-    from pipeline.testing import make_demo_corpus
+    from pipeline.labels import stratified_labels
+    from pipeline.synth import make_demo_corpus
 
     labels = stratified_labels(str(make_demo_corpus(os.path.join(root, "corpus"))))
     store = os.path.join(root, "features.zarr")

@@ -23,11 +23,13 @@ import soundfile as sf
 from threadpoolctl import threadpool_limits
 
 from pipeline import ExtractReport, FeatureConfig, extract
-from pipeline.chunk import BATCH_SEGMENTS
 from pipeline.features import compute_features
-from pipeline.testing import GENRES, genre_clip
+from pipeline.settings import setting
+from pipeline.synth import GENRES, genre_clip
 
 SR = 22050
+#: segments per ``compute_features`` call in a chunk task (the ``pipeline.batch-segments`` setting)
+BATCH_SEGMENTS = int(setting("batch-segments"))
 
 
 def naive_librosa(y: np.ndarray, config: FeatureConfig) -> None:
@@ -92,7 +94,7 @@ def corpus_kernels(corpus: Path) -> float:
 
 def resample_cost(root: Path, per_core: float) -> None:
     """What a 44.1 kHz input adds: decode + resample of 30 s against decode at the target rate."""
-    from pipeline.io import decode_range
+    from pipeline.decode import decode_range
 
     seconds = 30.0
     times = {}

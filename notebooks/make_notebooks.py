@@ -18,8 +18,8 @@ from pathlib import Path
 WORK = Path(tempfile.mkdtemp(prefix="pipeline-nb-"))
 CLIPS, SECONDS = 4, 6.0   # tiny data (6 genres x 4 clips x 6 s) so the notebook runs in seconds'''
 
-CORPUS = '''from pipeline.cli import stratified_labels
-from pipeline.testing import make_demo_corpus
+CORPUS = '''from pipeline.labels import stratified_labels
+from pipeline.synth import make_demo_corpus
 
 # per genre: 2 clips train, 1 val, 1 test (split by file)
 labels_csv = stratified_labels(str(make_demo_corpus(WORK / "corpus", n_per_genre=CLIPS, seconds=SECONDS, speech=False)),
@@ -49,7 +49,7 @@ import soundfile as sf
 import tempfile
 from pathlib import Path
 
-from pipeline.testing import genre_clip
+from pipeline.synth import genre_clip
 
 path = Path(tempfile.mkdtemp()) / "jazz.wav"
 sf.write(path, genre_clip("jazz", seconds=6.0, sr=44100, seed=1), 44100)

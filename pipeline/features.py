@@ -390,11 +390,3 @@ def summarize(values: np.ndarray, valid_frames: np.ndarray) -> dict[str, np.ndar
     flat = data.reshape(n, n_frames, -1)
     var = np.einsum("ntb,ntb->nb", flat, flat).reshape(mean.shape) / count
     return {"mean": mean.astype(np.float32), "std": np.sqrt(var).astype(np.float32)}
-
-
-# the filterbanks' names of before the split: benchmarks/kernel_profile.py uses them
-_mel_basis_t = mel_basis
-_chroma_basis_t = chroma_basis
-_dct_t = dct_basis
-_bin_moments = bin_moments
-_per_segment_product = per_segment_product

@@ -15,11 +15,10 @@ from typing import Any
 
 from .console import drop_distributed_del_errors
 from .errors import StorageError
+from .settings import setting
 
-__all__ = ["TEMPLATE_WAIT_SECONDS", "TemplateGate", "wait_for_template"]
+__all__ = ["TemplateGate", "wait_for_template"]
 
-#: How long a finished task waits for the template before it fails (and is retried).
-TEMPLATE_WAIT_SECONDS = 600.0
 _OK, _FAILED = "ok", "failed"
 
 
@@ -50,10 +49,12 @@ class TemplateGate:
         self._variable().delete()
 
 
-def wait_for_template(name: str | None, timeout: float = TEMPLATE_WAIT_SECONDS) -> None:
-    """In a task: return once the template is written; StorageError if it failed or timed out."""
+def wait_for_template(name: str | None, timeout: float | None = None) -> None:
+    """In a task: return once the template is written; StorageError if it failed or timed out
+    (after ``timeout`` seconds, by default ``pipeline.template-wait-seconds``)."""
     if name is None:
         return
+    timeout = setting("template-wait-seconds") if timeout is None else timeout
     from distributed import Variable
 
     # the Variable makes this worker a client, which complains from __del__ when the worker is

@@ -32,11 +32,10 @@ from typing import Any
 
 from .errors import StorageError, StoreBusy, one_line
 from .io import filesystem, is_url
+from .settings import setting
 
 __all__ = ["Claim", "StoreLock", "lock_path"]
 
-#: seconds after its last renewal that a claim from another host (or a live process) expires
-DEFAULT_TTL = 60.0
 
 
 def lock_path(store_url: str) -> str:
@@ -96,11 +95,12 @@ class StoreLock:
     ----------
     store_url : the store's URL or absolute path
     storage_options : fsspec options for a URL (no credentials: see :mod:`pipeline.io`)
-    ttl : seconds without renewal after which a claim expires
+    ttl : seconds without renewal after which a claim expires [``pipeline.lock-ttl-seconds``]
     """
 
-    def __init__(self, store_url: str, storage_options: Mapping[str, Any] | None = None, *, ttl: float = DEFAULT_TTL) -> None:
-        self.store_url, self.path, self.ttl = store_url, lock_path(store_url), float(ttl)
+    def __init__(self, store_url: str, storage_options: Mapping[str, Any] | None = None, *, ttl: float | None = None) -> None:
+        self.store_url, self.path = store_url, lock_path(store_url)
+        self.ttl = float(setting("lock-ttl-seconds") if ttl is None else ttl)
         self.options = dict(storage_options or {})
         now = time.time()
         self.claim = Claim(run=uuid.uuid4().hex, host=socket.gethostname(), pid=os.getpid(), started=now, renewed=now)

@@ -31,12 +31,12 @@ from .query import (
     summary_matrix,
     summary_variables,
 )
+from .settings import setting
 from .store import as_text, store_config
 
 __all__ = ["featurise_audio", "similar"]
 
-#: Segments of an outside file featurised per decode, which bounds memory for long files.
-_AUDIO_BATCH_SEGMENTS = 128
+#: the columns of a :func:`similar` table
 _SIMILAR_COLUMNS: tuple[str, ...] = ("segment", "distance", "file", "offset", "label")
 
 
@@ -62,7 +62,7 @@ def featurise_audio(
 
     The file is decoded, cut into segments and featurised with the store's config (from its
     attributes) by :func:`pipeline.featurize.featurize_file`, the code a chunk task runs,
-    ``_AUDIO_BATCH_SEGMENTS`` segments at a time (which bounds memory for long files).
+    ``pipeline.outside-batch-segments`` segments at a time (which bounds memory for long files).
 
     Parameters
     ----------
@@ -92,8 +92,9 @@ def featurise_audio(
     names = summary_variables(ds, vars)
     total = segment_count(info.frames, info.sample_rate, config)
     rows: list[np.ndarray] = []
-    for lo in range(0, total, _AUDIO_BATCH_SEGMENTS):
-        part = range(lo, min(total, lo + _AUDIO_BATCH_SEGMENTS))
+    batch = setting("outside-batch-segments")
+    for lo in range(0, total, batch):
+        part = range(lo, min(total, lo + batch))
         try:
             result = featurize_file(uri, config, segments=part, storage_options=storage_options, info=info)
         except DecodeError as exc:

@@ -12,12 +12,12 @@ import numpy as np
 import pytest
 import soundfile as sf
 import xarray as xr
-from reference import assert_segment_close, reference_segment
 
 from pipeline import FeatureConfig, extract, open_store
 from pipeline.errors import ConfigMismatch
 from pipeline.schema import segment_starts
 from pipeline.store import as_text, open_group, open_raw
+from pipeline.testing import assert_segment_close, reference_segment
 
 SMALL = FeatureConfig(features=("mel", "mfcc", "chroma", "spectral", "zcr", "rms", "spectrogram"), n_mels=64)
 
@@ -138,7 +138,7 @@ def test_rerun_resumes_only_missing_chunks(small_store: str, tmp_path: Path) -> 
     group["chunk_done"][1] = 0
     group["mel"][3:6] = np.float32(-1.0)
     assert open_store(copy).sizes["segment"] < before.sizes["segment"]
-    from pipeline.cli import format_info
+    from pipeline.info import format_info
 
     assert f"complete: {n_chunks - 1}/{n_chunks} chunks" in format_info(copy, check_files=False)
     report = extract([Path(before["file_path"].values[0]).parent.parent], copy, SMALL, scheduler="synchronous", label_from="parent", progress=False)
@@ -244,7 +244,7 @@ def test_a_small_default_run_stays_in_process(tmp_path: Path, corpus: Path) -> N
 
     import dask
 
-    from pipeline.graph import _auto_scheduler
+    from pipeline.cluster import auto_scheduler as _auto_scheduler
 
     out = io.StringIO()
     report = extract([corpus], str(tmp_path / "s.zarr"), SMALL, label_from="parent", progress=False, out=out)

@@ -10,9 +10,9 @@ import librosa
 import numpy as np
 import pytest
 import soundfile as sf
-from reference import assert_segment_close, reference_segment
 
 from pipeline import FeatureConfig, open_store
+from pipeline.testing import assert_segment_close, reference_segment
 
 pytestmark = pytest.mark.slow
 LIMIT_BYTES = 1.5 * 2**30

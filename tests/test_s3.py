@@ -54,7 +54,7 @@ def test_s3_in_s3_out_equals_local(corpus: Path, s3_bucket: tuple[str, dict[str,
 
 
 def test_s3_fingerprints_use_etags(corpus: Path, s3_bucket: tuple[str, dict[str, object]]) -> None:
-    from pipeline.io import probe_file
+    from pipeline.probe import probe_file
 
     bucket, options = s3_bucket
     prefix = upload(corpus, bucket, options)

@@ -1,476 +1,302 @@
-"""Tests for :mod:`pipeline.testing`: synthetic signals, genre clips, espeak/sox helpers, corpora."""
+"""Tests for :mod:`pipeline.testing`: the librosa reference and the ``assert_*`` functions.
+
+Each assertion passes on equal inputs and raises ``AssertionError`` on each kind of
+difference it is there to catch (one test case per kind).
+"""
 
 from __future__ import annotations
 
-import csv
-import math
-import shutil
+import json
+import warnings
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
+import librosa
 import numpy as np
 import numpy.typing as npt
 import pytest
-import soundfile as sf
+import xarray as xr
 
+from pipeline.config import ALL_FEATURES, FeatureConfig
+from pipeline.synth import noise, tone
 from pipeline.testing import (
-    CORPUS_FORMATS,
-    GENRES,
-    SPEECH_LABEL,
-    chirp,
-    espeak_available,
-    genre_clip,
-    make_demo_corpus,
-    noise,
-    silence,
-    sox_available,
-    sox_music,
-    speech_clip,
-    tone,
+    DB_VARS,
+    assert_close,
+    assert_segment_close,
+    assert_stores_equal,
+    reference_segment,
 )
 
-SR = 11025  # small rate keeps the whole module fast
-
-FloatArray = npt.NDArray[np.floating[Any]]
-
-
-def require(tool: str) -> None:
-    """Fail loudly (never skip) when a system tool is missing."""
-    if shutil.which(tool) is None:
-        pytest.fail(
-            f"{tool} is not installed: `make test` installs it (apt-get install espeak-ng sox)"
-        )
+Array = npt.NDArray[Any]
+CONFIG = FeatureConfig(features=ALL_FEATURES, segment_seconds=0.5, n_mels=32, fmin=30.0, fmax=8000.0)
+BIN_HZ = CONFIG.sr / CONFIG.n_fft  # one STFT bin of spectral_rolloff, in Hz
+SPECTRAL = FeatureConfig(features=("spectral",), segment_seconds=0.5)
 
 
-def dominant_hz(x: FloatArray, sr: int) -> float:
-    spectrum = np.abs(np.fft.rfft(x * np.hanning(x.size)))
-    return float(np.fft.rfftfreq(x.size, 1.0 / sr)[int(np.argmax(spectrum))])
+def half_tone() -> Array:
+    """A segment whose first half is a tone and whose second half is zero padding."""
+    y = np.zeros(CONFIG.segment_samples, dtype=np.float32)
+    half = CONFIG.segment_samples // 2
+    y[:half] = tone(freq=440.0, seconds=half / CONFIG.sr, sr=CONFIG.sr)[:half]
+    return y
 
 
-def zero_crossing_hz(x: FloatArray, sr: int) -> float:
-    crossings = np.count_nonzero(np.signbit(x[1:]) != np.signbit(x[:-1]))
-    return crossings / 2.0 / (x.size / sr)
+# --------------------------------------------------------------------------- reference_segment
 
 
-# --------------------------------------------------------------------------- basic signals
+def test_reference_segment_is_the_plain_librosa_calls() -> None:
+    y = noise(seconds=CONFIG.segment_seconds, sr=CONFIG.sr, seed=1)
+    y[CONFIG.segment_samples // 2 :] = 0.0  # zero padding: over 80 dB below the noise
+    ref = reference_segment(y, CONFIG)
+    assert set(ref) == set(CONFIG.frame_variables)
+    kw: dict[str, Any] = {"n_fft": CONFIG.n_fft, "hop_length": CONFIG.hop_length}
+    sr = CONFIG.sr
+    mel_kw: dict[str, Any] = {"n_mels": CONFIG.n_mels, "fmin": CONFIG.fmin, "fmax": CONFIG.fmax, **kw}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        expected = {
+            "spectrogram": librosa.amplitude_to_db(np.abs(librosa.stft(y, **kw)), ref=1.0, top_db=None).T,
+            "mel": librosa.power_to_db(librosa.feature.melspectrogram(y=y, sr=sr, **mel_kw), ref=1.0, top_db=None).T,
+            "mfcc": librosa.feature.mfcc(y=y, sr=sr, n_mfcc=CONFIG.n_mfcc, **mel_kw).T,
+            "chroma": librosa.feature.chroma_stft(y=y, sr=sr, **kw).T,
+            "spectral_centroid": librosa.feature.spectral_centroid(y=y, sr=sr, **kw)[0],
+            "spectral_bandwidth": librosa.feature.spectral_bandwidth(y=y, sr=sr, **kw)[0],
+            "spectral_rolloff": librosa.feature.spectral_rolloff(y=y, sr=sr, **kw)[0],
+            "zero_crossing_rate": librosa.feature.zero_crossing_rate(
+                y, frame_length=CONFIG.n_fft, hop_length=CONFIG.hop_length)[0],
+            "rms": librosa.feature.rms(y=y, frame_length=CONFIG.n_fft, hop_length=CONFIG.hop_length)[0],
+        }
+    for name, values in expected.items():
+        assert ref[name].shape[0] == CONFIG.n_frames, name
+        np.testing.assert_array_equal(ref[name], values, err_msg=name)
 
 
-def test_tone_shape_dtype_frequency_and_amplitude() -> None:
-    y = tone(freq=440.0, seconds=1.5, sr=SR, amplitude=0.25)
-    assert y.dtype == np.float32
-    assert y.shape == (round(1.5 * SR),)
-    assert np.max(np.abs(y)) == pytest.approx(0.25, abs=1e-3)
-    assert dominant_hz(y, SR) == pytest.approx(440.0, abs=1.0)
+def test_reference_segment_computes_only_the_configured_families() -> None:
+    config = FeatureConfig(features=("spectral", "rms"), segment_seconds=0.5)
+    ref = reference_segment(half_tone(), config)
+    assert list(ref) == ["spectral_centroid", "spectral_bandwidth", "spectral_rolloff", "rms"]
 
 
-def test_tone_phase_and_determinism() -> None:
-    y = tone(freq=100.0, seconds=0.1, sr=SR, amplitude=0.5, phase=math.pi / 2)
-    assert y[0] == pytest.approx(0.5)
-    np.testing.assert_array_equal(y, tone(freq=100.0, seconds=0.1, sr=SR, phase=math.pi / 2))
+def test_reference_segment_of_silence_has_no_warning() -> None:
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        ref = reference_segment(np.zeros(CONFIG.segment_samples, dtype=np.float32), CONFIG)
+    assert set(ref) == set(CONFIG.frame_variables)
+    assert all(np.isfinite(values).all() for values in ref.values())
 
 
-def test_zero_length_signals_are_empty() -> None:
-    for y in (
-        tone(freq=440.0, seconds=0.0, sr=SR),
-        chirp(f0=100.0, f1=1000.0, seconds=0.0, sr=SR),
-        noise(seconds=0.0, sr=SR),
-        noise(seconds=0.0, sr=SR, color="pink"),
-        silence(seconds=0.0, sr=SR),
-    ):
-        assert y.shape == (0,)
-        assert y.dtype == np.float32
+# --------------------------------------------------------------------------- assert_close
 
 
-def test_chirp_sweeps_exponentially() -> None:
-    f0, f1, seconds = 200.0, 3200.0, 2.0
-    y = chirp(f0=f0, f1=f1, seconds=seconds, sr=SR, amplitude=0.3)
-    assert y.dtype == np.float32
-    assert y.shape == (round(seconds * SR),)
-    assert np.max(np.abs(y)) == pytest.approx(0.3, abs=1e-3)
-    window = round(0.1 * SR)
-    middle = y.size // 2 - window // 2
-    # an exponential sweep is at the geometric mean half-way (a linear one would be at 1700 Hz)
-    assert zero_crossing_hz(y[middle : middle + window], SR) == pytest.approx(
-        math.sqrt(f0 * f1), rel=0.08
+def test_db_vars_are_the_db_variables() -> None:
+    assert frozenset({"mel", "spectrogram"}) == DB_VARS
+
+
+@pytest.mark.parametrize("name", ["mel", "spectrogram", "mfcc", "chroma", "rms", "spectral_rolloff"])
+def test_assert_close_passes_on_equal_values(name: str) -> None:
+    ref = np.linspace(-60.0, 3.0, 40).reshape(8, 5)
+    assert_close(name, ref.copy(), ref)
+    assert_close(name, ref.astype(np.float32), ref.astype(np.float32))
+
+
+def test_assert_close_shape_difference() -> None:
+    ref = np.ones((8, 5))
+    with pytest.raises(AssertionError, match=r"Expected rms of shape \(8, 5\), got \(5, 8\)"):
+        assert_close("rms", np.ones((5, 8)), ref)
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_assert_close_non_finite_value(bad: float) -> None:
+    ref = np.ones(10)
+    got = ref.copy()
+    got[3] = bad
+    with pytest.raises(AssertionError, match="Expected finite values of rms, got 1 non-finite"):
+        assert_close("rms", got, ref)
+
+
+@pytest.mark.parametrize("name", sorted(DB_VARS))
+def test_assert_close_db_error_over_001_db(name: str) -> None:
+    ref = np.linspace(-70.0, 0.0, 50)
+    assert_close(name, ref + 0.0099, ref)  # within 0.01 dB, though far over 1e-4 of max |ref|
+    with pytest.raises(AssertionError, match=rf"Expected {name} within 0\.01 dB, got a max dB error of 0\.0"):
+        assert_close(name, ref + 0.011, ref)
+
+
+def test_assert_close_db_error_below_the_80_db_window_is_ignored() -> None:
+    ref = np.array([0.0, -10.0, -79.9, -80.1, -200.0])
+    got = ref + np.array([0.0, 0.0, 0.0, 5.0, 50.0])  # large errors only below max - 80 dB
+    assert_close("mel", got, ref)
+    got[2] += 0.02  # but not within the window
+    with pytest.raises(AssertionError, match=r"within 0\.01 dB"):
+        assert_close("mel", got, ref)
+
+
+def test_assert_close_relative_error_over_1e4_of_max_ref() -> None:
+    ref = np.array([0.0, 0.5, -2.0, 1.0])  # max |ref| = 2: tolerance 2e-4
+    assert_close("rms", ref + 1.9e-4, ref)
+    with pytest.raises(AssertionError, match=r"Expected rms within 0\.0002, got a max error of 0\.0002"):
+        assert_close("rms", ref + 2.1e-4, ref)
+
+
+def test_assert_close_mfcc_allows_1e3_of_max_ref() -> None:
+    ref = np.array([[-300.0, 20.0], [5.0, 0.0]])  # tolerance 0.3 for mfcc, 0.03 otherwise
+    got = ref + 0.29
+    assert_close("mfcc", got, ref)
+    with pytest.raises(AssertionError, match="Expected chroma within"):
+        assert_close("chroma", got, ref)
+    with pytest.raises(AssertionError, match="Expected mfcc within"):
+        assert_close("mfcc", ref + 0.31, ref)
+
+
+def test_assert_close_all_zero_reference_has_a_floor() -> None:
+    ref = np.zeros(6)
+    assert_close("zero_crossing_rate", ref + 1e-17, ref)  # 1e-4 * 1e-12 floor, not zero tolerance
+    with pytest.raises(AssertionError, match="Expected zero_crossing_rate within"):
+        assert_close("zero_crossing_rate", ref + 1e-15, ref)
+
+
+# --------------------------------------------------------------------------- assert_segment_close
+
+
+def test_assert_segment_close_passes_on_the_reference_itself() -> None:
+    y = half_tone()
+    ref = reference_segment(y, CONFIG)
+    assert_segment_close({name: v.astype(np.float32) for name, v in ref.items()}, ref, y, CONFIG)
+
+
+def test_assert_segment_close_missing_variable() -> None:
+    y = half_tone()
+    ref = reference_segment(y, CONFIG)
+    got = dict(ref)
+    del got["chroma"]
+    with pytest.raises(AssertionError, match="Expected variable chroma in the computed segment, got"):
+        assert_segment_close(got, ref, y, CONFIG)
+
+
+@pytest.mark.parametrize("name", CONFIG.frame_variables)
+def test_assert_segment_close_catches_each_variable(name: str) -> None:
+    y = half_tone()
+    ref = reference_segment(y, CONFIG)
+    got = dict(ref)
+    values = ref[name].copy()
+    values[2] += 1.0 + 0.05 * np.abs(values).max()  # frame 2 holds the tone: no rolloff tie there
+    got[name] = values
+    with pytest.raises(AssertionError, match=f"Expected {name} within"):
+        assert_segment_close(got, ref, y, CONFIG)
+
+
+def _rolloff_case(shift: Callable[[Array], Array]) -> tuple[dict[str, Array], dict[str, Array], Array]:
+    y = half_tone()
+    ref = reference_segment(y, SPECTRAL)
+    got = dict(ref)
+    got["spectral_rolloff"] = shift(ref["spectral_rolloff"].copy())
+    return got, ref, y
+
+
+def test_assert_segment_close_rolloff_may_move_one_bin_at_a_tie() -> None:
+    # the zero-padded frames sit exactly on the 85% threshold (all cumulative energies are 0)
+    def at_tail(r: Array) -> Array:
+        r[-3:] += BIN_HZ
+        return r
+
+    got, ref, y = _rolloff_case(at_tail)
+    assert_segment_close(got, ref, y, SPECTRAL)
+
+
+def test_assert_segment_close_rolloff_may_not_move_two_bins_at_a_tie() -> None:
+    def at_tail(r: Array) -> Array:
+        r[-3:] += 2 * BIN_HZ
+        return r
+
+    got, ref, y = _rolloff_case(at_tail)
+    with pytest.raises(AssertionError, match="Expected spectral_rolloff within"):
+        assert_segment_close(got, ref, y, SPECTRAL)
+
+
+def test_assert_segment_close_rolloff_may_not_move_one_bin_off_a_tie() -> None:
+    def in_tone(r: Array) -> Array:
+        r[2] += BIN_HZ
+        return r
+
+    got, ref, y = _rolloff_case(in_tone)
+    with pytest.raises(AssertionError, match="Expected spectral_rolloff within"):
+        assert_segment_close(got, ref, y, SPECTRAL)
+
+
+# --------------------------------------------------------------------------- assert_stores_equal
+
+
+def _report(chunk: int, seconds: float) -> str:
+    return json.dumps({"chunk": chunk, "files_ok": 2, "timings": {"decode": seconds}})
+
+
+def make_store() -> xr.Dataset:
+    """A small dataset laid out like a feature store (NaN, ints, text, chunk reports)."""
+    mel = np.arange(24, dtype=np.float32).reshape(4, 3, 2)
+    mel[1, 0, 0] = np.nan
+    return xr.Dataset(
+        {
+            "mel": (("segment", "frame", "mel_bin"), mel, {"units": "dB"}),
+            "segment_file": ("segment", np.array([0, 0, 1, 1], dtype=np.int32)),
+            "label": ("segment", np.array(["a", "a", None, "b"], dtype=object)),
+            "chunk_report": ("chunk", np.array([_report(0, 1.5), ""], dtype=object)),
+        },
+        coords={"file_path": ("file", np.array(["x.wav", "y.wav"], dtype=object)),
+                "mel_bin": ("mel_bin", np.array([0, 1], dtype=np.int64))},
+        attrs={"created": "2026-12-02T13:00:00", "versions": "{}"},
     )
-    assert zero_crossing_hz(y[:window], SR) < zero_crossing_hz(y[-window:], SR)
-    down = chirp(f0=f1, f1=f0, seconds=seconds, sr=SR)
-    assert zero_crossing_hz(down[:window], SR) > zero_crossing_hz(down[-window:], SR)
 
 
-def test_chirp_with_equal_ends_is_a_tone() -> None:
-    np.testing.assert_allclose(
-        chirp(f0=500.0, f1=500.0, seconds=0.5, sr=SR),
-        tone(freq=500.0, seconds=0.5, sr=SR),
-        atol=1e-6,
-    )
+def test_assert_stores_equal_passes_on_equal_stores() -> None:
+    a, b = make_store(), make_store()
+    assert_stores_equal(a, b)
+    b.attrs["created"] = "2026-12-03T09:00:00"  # what a run records about itself is not compared
+    b["chunk_report"].values[0] = _report(0, 99.0)
+    assert_stores_equal(a, b)
 
 
-@pytest.mark.parametrize("color", ["white", "pink"])
-def test_noise_shape_peak_and_determinism(color: str) -> None:
-    y = noise(seconds=1.0, sr=SR, amplitude=0.2, seed=5, color=color)
-    assert y.dtype == np.float32
-    assert y.shape == (SR,)
-    assert np.max(np.abs(y)) == pytest.approx(0.2, rel=1e-5)
-    assert abs(float(np.mean(y))) < 0.01
-    np.testing.assert_array_equal(y, noise(seconds=1.0, sr=SR, amplitude=0.2, seed=5, color=color))
-    assert not np.array_equal(y, noise(seconds=1.0, sr=SR, amplitude=0.2, seed=6, color=color))
+Change = Callable[[xr.Dataset], xr.Dataset]
 
 
-def test_pink_noise_has_more_low_frequency_energy_than_white() -> None:
-    def low_share(y: FloatArray) -> float:
-        power = np.abs(np.fft.rfft(y)) ** 2
-        freqs = np.fft.rfftfreq(y.size, 1.0 / SR)
-        return float(power[freqs < 500.0].sum() / power.sum())
-
-    white = noise(seconds=2.0, sr=SR, seed=1)
-    pink = noise(seconds=2.0, sr=SR, seed=1, color="pink")
-    assert low_share(white) == pytest.approx(500.0 / (SR / 2), abs=0.03)
-    assert low_share(pink) > 0.4
+def _set(name: str, index: tuple[int, ...], value: object) -> Change:
+    def change(ds: xr.Dataset) -> xr.Dataset:
+        values = ds[name].values.copy()
+        values[index] = value
+        return ds.assign({name: (ds[name].dims, values, ds[name].attrs)})
+    return change
 
 
-def test_silence_is_zeros() -> None:
-    y = silence(seconds=0.5, sr=SR)
-    assert y.dtype == np.float32
-    assert y.shape == (round(0.5 * SR),)
-    assert not y.any()
+def _recoord(name: str, values: Array) -> Change:
+    return lambda ds: ds.assign_coords({name: (ds[name].dims, values)})
 
 
-InvalidCall = tuple[Callable[..., object], dict[str, Any]]
-
-INVALID: list[InvalidCall] = [
-    (tone, {"freq": 0.0, "seconds": 1.0}),
-    (tone, {"freq": -5.0, "seconds": 1.0}),
-    (tone, {"freq": SR / 2, "seconds": 1.0, "sr": SR}),
-    (tone, {"freq": 440.0, "seconds": -1.0}),
-    (tone, {"freq": 440.0, "seconds": math.nan}),
-    (tone, {"freq": 440.0, "seconds": 1.0, "amplitude": 1.5}),
-    (tone, {"freq": 440.0, "seconds": 1.0, "sr": 0}),
-    (tone, {"freq": 440.0, "seconds": 1.0, "sr": 22050.0}),
-    (tone, {"freq": 440.0, "seconds": 1.0, "sr": True}),
-    (tone, {"freq": "440", "seconds": 1.0}),
-    (chirp, {"f0": 100.0, "f1": 20000.0, "seconds": 1.0}),
-    (chirp, {"f0": 0.0, "f1": 1000.0, "seconds": 1.0}),
-    (noise, {"seconds": 1.0, "color": "brown"}),
-    (noise, {"seconds": 1.0, "seed": -1}),
-    (noise, {"seconds": 1.0, "amplitude": -0.1}),
-    (silence, {"seconds": math.inf}),
-    (genre_clip, {"genre": "polka"}),
-    (genre_clip, {"genre": "rock", "seconds": 0.0}),
-    (genre_clip, {"genre": "rock", "sr": 1000}),
-    (genre_clip, {"genre": "rock", "seed": 1.5}),
-]
+DIFFERENCES: dict[str, tuple[Change, str]] = {
+    "extra data variable": (lambda ds: ds.assign(rms=("segment", np.zeros(4, np.float32))),
+                            r"Expected the same data variables, got \['rms'\] in one store only"),
+    "missing coordinate": (lambda ds: ds.drop_vars("file_path"),
+                           r"Expected the same coordinates, got \['file_path'\] in one store only"),
+    "dtype": (lambda ds: ds.assign(mel=ds["mel"].astype(np.float64)), "mel identical in both stores, got dtype float32 != float64"),
+    "dims": (lambda ds: ds.assign(segment_file=("seg", ds["segment_file"].values)), "segment_file identical in both stores, got dims"),
+    "shape": (lambda ds: ds.isel(segment=slice(0, 3)), "identical in both stores, got dims"),
+    "variable attributes": (lambda ds: ds.assign(mel=ds["mel"].assign_attrs(units="dBFS")), "mel identical in both stores, got attributes"),
+    "one float value": (_set("mel", (3, 2, 1), np.float32(23.000002)), "mel identical in both stores, got 1 of 24 values differ"),
+    "NaN against a number": (_set("mel", (1, 0, 0), np.float32(0.0)), "mel identical in both stores, got 1 of 24 values differ"),
+    "a number against NaN": (_set("mel", (0, 0, 0), np.nan), "mel identical in both stores, got 1 of 24 values differ"),
+    "one integer value": (_set("segment_file", (3,), 2), "segment_file identical in both stores, got 1 of 4 values differ"),
+    "one text value": (_set("label", (0,), "b"), "label identical in both stores, got 1 of 4 values differ"),
+    "None against text": (_set("label", (2,), "c"), "label identical in both stores, got 1 of 4 values differ"),
+    "a coordinate value": (_recoord("file_path", np.array(["x.wav", "z.wav"], dtype=object)),
+                           "file_path identical in both stores, got 1 of 2 values differ"),
+    "a chunk report (not its timings)": (_set("chunk_report", (1,), _report(1, 1.5)),
+                                         r"Expected equal chunk reports \(timings aside\), got different ones"),
+}
 
 
-@pytest.mark.parametrize(
-    ("func", "kwargs"), INVALID, ids=[f"{f.__name__}-{i}" for i, (f, _) in enumerate(INVALID)]
-)
-def test_invalid_arguments_raise_value_error(
-    func: Callable[..., object], kwargs: dict[str, Any]
-) -> None:
-    options = dict(kwargs)
-    args = (options.pop("genre"),) if func is genre_clip else ()
-    with pytest.raises(ValueError, match="Expected"):
-        func(*args, **options)
-
-
-# --------------------------------------------------------------------------- genre clips
-
-
-def test_genres_are_the_documented_tuple() -> None:
-    assert isinstance(GENRES, tuple)
-    assert len(GENRES) >= 6
-    assert len(set(GENRES)) == len(GENRES)
-    assert SPEECH_LABEL not in GENRES
-    assert {"ambient", "classical", "electronic", "jazz", "rock", "hiphop"} <= set(GENRES)
-
-
-@pytest.mark.parametrize("genre", GENRES)
-def test_genre_clip_shape_range_and_determinism(genre: str) -> None:
-    y = genre_clip(genre, seconds=2.5, sr=SR, seed=3)
-    assert y.dtype == np.float32
-    assert y.shape == (round(2.5 * SR),)
-    assert np.all(np.isfinite(y))
-    peak = float(np.max(np.abs(y)))
-    assert 0.75 <= peak <= 0.8 + 1e-6
-    assert float(np.sqrt(np.mean(y.astype(np.float64) ** 2))) > 0.01  # not near-silent
-    np.testing.assert_array_equal(y, genre_clip(genre, seconds=2.5, sr=SR, seed=3))
-    assert not np.array_equal(y, genre_clip(genre, seconds=2.5, sr=SR, seed=4))
-
-
-@pytest.mark.parametrize("genre", GENRES)
-def test_genre_clip_handles_odd_lengths_and_rates(genre: str) -> None:
-    y = genre_clip(genre, seconds=0.05, sr=8001, seed=0)
-    assert y.shape == (round(0.05 * 8001),)
-    assert y.dtype == np.float32
-    assert np.all(np.isfinite(y))
-    assert np.max(np.abs(y)) <= 0.8 + 1e-6
-
-
-def _frames(x: FloatArray, size: int = 512, hop: int = 256) -> FloatArray:
-    starts = np.arange(0, x.size - size, hop)
-    framed: FloatArray = x[starts[:, None] + np.arange(size)[None, :]] * np.hanning(size)
-    return framed
-
-
-def _features(y: FloatArray) -> dict[str, float]:
-    """Crude numpy-only descriptors: brightness, onset spikiness, bass share, dynamics."""
-    frames = _frames(y.astype(np.float64))
-    mag = np.abs(np.fft.rfft(frames, axis=1))
-    freqs = np.fft.rfftfreq(512, 1.0 / SR)
-    centroid = (mag * freqs).sum(axis=1) / (mag.sum(axis=1) + 1e-12)
-    flux = np.maximum(np.diff(mag, axis=0), 0.0).sum(axis=1) / (mag[1:].sum(axis=1) + 1e-12)
-    rms = np.sqrt(np.mean(frames**2, axis=1))
-    power = mag**2
-    return {
-        "log_centroid": float(np.log(centroid.mean())),
-        "flux": float(flux.mean()),
-        "flux_spikiness": float(flux.std()),
-        "dynamics": float(rms.std() / rms.mean()),
-        "bass_share": float(power[:, freqs < 250.0].sum() / power.sum()),
-    }
-
-
-@pytest.fixture(scope="module")
-def genre_features() -> dict[str, list[dict[str, float]]]:
-    return {
-        genre: [_features(genre_clip(genre, seconds=4.0, sr=SR, seed=100 + s)) for s in range(3)]
-        for genre in GENRES
-    }
-
-
-def test_genres_differ_in_brightness_rhythm_and_bass(
-    genre_features: dict[str, list[dict[str, float]]],
-) -> None:
-    def values(genre: str, key: str) -> list[float]:
-        return [clip[key] for clip in genre_features[genre]]
-
-    # timbre: band-limited pads and piano are darker than rock guitars and jazz cymbals
-    dark = values("ambient", "log_centroid") + values("classical", "log_centroid")
-    bright = values("rock", "log_centroid") + values("jazz", "log_centroid")
-    assert max(dark) < min(bright)
-    # rhythm: drum-driven genres have spiky spectral flux, ambient pads do not
-    assert max(values("ambient", "flux_spikiness")) < min(
-        values("electronic", "flux_spikiness") + values("hiphop", "flux_spikiness")
-    )
-    # low end: kick + sub/saw bass dominate electronic and hip-hop more than classical
-    classical = float(np.mean(values("classical", "bass_share")))
-    assert classical + 0.2 < float(np.mean(values("electronic", "bass_share")))
-    assert classical + 0.2 < float(np.mean(values("hiphop", "bass_share")))
-
-
-def test_genres_are_separable_but_clips_vary(
-    genre_features: dict[str, list[dict[str, float]]],
-) -> None:
-    keys = sorted(next(iter(genre_features.values()))[0])
-    x = np.array([[clip[k] for k in keys] for g in GENRES for clip in genre_features[g]])
-    y = np.repeat(np.arange(len(GENRES)), 3)
-    x = (x - x.mean(axis=0)) / x.std(axis=0)
-    correct = 0
-    for i in range(y.size):  # leave-one-out nearest class mean
-        keep = np.arange(y.size) != i
-        means = np.array([x[keep & (y == k)].mean(axis=0) for k in range(len(GENRES))])
-        correct += int(np.argmin(((means - x[i]) ** 2).sum(axis=1)) == y[i])
-    assert correct / y.size >= 0.7  # chance is 1/6
-    for genre in GENRES:  # within-genre variation: no two clips share the same descriptors
-        first, second, third = (tuple(clip.values()) for clip in genre_features[genre])
-        assert len({first, second, third}) == 3
-
-
-# --------------------------------------------------------------------------- corpus
-
-
-def _read_labels(csv_path: Path) -> list[dict[str, str]]:
-    with csv_path.open(newline="", encoding="utf-8") as handle:
-        reader = csv.DictReader(handle)
-        assert reader.fieldnames == ["path", "label"]
-        return list(reader)
-
-
-def test_make_demo_corpus_writes_gtzan_layout(tmp_path: Path) -> None:
-    root = tmp_path / "corpus"
-    csv_path = make_demo_corpus(root, n_per_genre=2, seconds=3.0, sr=SR, speech=False)
-    assert csv_path == root / "labels.csv"
-    rows = _read_labels(csv_path)
-    expected = [
-        {"path": f"{genre}/{genre}.{i:05d}.wav", "label": genre}
-        for genre in GENRES
-        for i in range(2)
-    ]
-    assert rows == expected
-    on_disk = sorted(p.relative_to(root).as_posix() for p in root.rglob("*.wav"))
-    assert on_disk == sorted(row["path"] for row in rows)
-    for row in rows:
-        info = sf.info(root / row["path"])
-        assert (info.samplerate, info.channels, info.frames) == (SR, 1, 3 * SR)
-        assert info.subtype == "PCM_16"
-    audio, _ = sf.read(root / rows[0]["path"], dtype="float32")
-    np.testing.assert_allclose(np.max(np.abs(audio)), 0.8, atol=1e-3)
-
-
-def test_make_demo_corpus_rotates_formats_and_is_rerunnable(tmp_path: Path) -> None:
-    csv_path = make_demo_corpus(
-        tmp_path, n_per_genre=3, seconds=1.0, sr=SR, speech=False, formats=("wav", "flac")
-    )
-    rows = _read_labels(csv_path)
-    assert [Path(r["path"]).suffix for r in rows[:3]] == [".wav", ".flac", ".wav"]
-    assert sf.info(tmp_path / rows[1]["path"]).format == "FLAC"
-    first = sf.read(tmp_path / rows[4]["path"])[0]
-    # same corpus again: identical files and csv
-    again = make_demo_corpus(
-        tmp_path, n_per_genre=3, seconds=1.0, sr=SR, speech=False, formats=("wav", "flac")
-    )
-    assert _read_labels(again) == rows
-    np.testing.assert_array_equal(sf.read(tmp_path / rows[4]["path"])[0], first)
-    # a smaller corpus in other formats replaces the old clips: disk matches the csv
-    (tmp_path / "notes.txt").write_text("keep me")
-    rows = _read_labels(make_demo_corpus(tmp_path, n_per_genre=1, seconds=1.0, sr=SR, speech=False))
-    clips = sorted(
-        p.relative_to(tmp_path).as_posix()
-        for p in tmp_path.rglob("*")
-        if p.suffix in {".wav", ".flac"}
-    )
-    assert (
-        clips == sorted(r["path"] for r in rows) == [f"{g}/{g}.00000.wav" for g in sorted(GENRES)]
-    )
-    assert (tmp_path / "notes.txt").read_text() == "keep me"
-
-
-def test_make_demo_corpus_seed_changes_audio(tmp_path: Path) -> None:
-    a = make_demo_corpus(tmp_path / "a", n_per_genre=1, seconds=0.5, sr=SR, seed=0, speech=False)
-    b = make_demo_corpus(tmp_path / "b", n_per_genre=1, seconds=0.5, sr=SR, seed=1, speech=False)
-    path = _read_labels(a)[0]["path"]
-    assert not np.array_equal(sf.read(a.parent / path)[0], sf.read(b.parent / path)[0])
-
-
-@pytest.mark.parametrize(
-    "kwargs",
-    [
-        {"n_per_genre": 0},
-        {"n_per_genre": 2.0},
-        {"seconds": 0.0},
-        {"seconds": -3.0},
-        {"sr": 100},
-        {"seed": -1},
-        {"formats": ()},
-        {"formats": "wav"},
-        {"formats": ("wav", "aiff")},
-        {"speech": "yes"},
-    ],
-)
-def test_make_demo_corpus_rejects_bad_arguments(tmp_path: Path, kwargs: dict[str, Any]) -> None:
-    with pytest.raises(ValueError, match="Expected"):
-        make_demo_corpus(tmp_path, **{"speech": False, **kwargs})
-    assert not (tmp_path / "labels.csv").exists()
-
-
-def test_corpus_formats_constant() -> None:
-    assert CORPUS_FORMATS[0] == "wav"
-    assert {"wav", "flac"} <= set(CORPUS_FORMATS)
-
-
-# --------------------------------------------------------------------------- espeak-ng
-
-
-def test_speech_clip_uses_espeak() -> None:
-    require("espeak-ng")
-    assert espeak_available()
-    audio, rate = speech_clip("The quick brown fox jumps over the lazy dog.")
-    assert rate == 22050
-    assert audio.dtype == np.float32
-    assert audio.ndim == 1
-    assert 1.0 < audio.size / rate < 6.0
-    assert np.max(np.abs(audio)) <= 1.0
-    assert float(np.sqrt(np.mean(audio.astype(np.float64) ** 2))) > 0.01
-    again, _ = speech_clip("The quick brown fox jumps over the lazy dog.")
-    np.testing.assert_array_equal(audio, again)
-    resampled, new_rate = speech_clip("The quick brown fox jumps over the lazy dog.", sr=16000)
-    assert new_rate == 16000
-    assert resampled.size == pytest.approx(audio.size * 16000 / 22050, abs=2)
-    other, _ = speech_clip("-v looks like an option but is text", voice="en-us+f3", speed=220)
-    assert other.size > 0
-
-
-def test_speech_clip_errors() -> None:
-    require("espeak-ng")
-    with pytest.raises(RuntimeError, match="espeak-ng failed"):
-        speech_clip("hello", voice="xx-bogus")
-    with pytest.raises(ValueError, match="Expected"):
-        speech_clip("   ")
-    with pytest.raises(ValueError, match="Expected"):
-        speech_clip("hello", speed=10)
-    with pytest.raises(ValueError, match="Expected"):
-        speech_clip("hello", voice="--help")
-
-
-def test_missing_tools_raise_runtime_error(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    monkeypatch.setenv("PATH", str(tmp_path))  # an empty PATH: no espeak-ng, no sox
-    assert not espeak_available()
-    assert not sox_available()
-    with pytest.raises(RuntimeError, match="espeak-ng is not installed"):
-        speech_clip("hello")
-    with pytest.raises(RuntimeError, match="sox is not installed"):
-        sox_music(tmp_path / "x.wav", seconds=1.0)
-    with pytest.raises(RuntimeError, match="espeak-ng is not installed"):
-        make_demo_corpus(tmp_path / "c", n_per_genre=1, seconds=0.5, sr=SR, speech=True)
-    # speech=None quietly means "only if espeak-ng is installed"
-    rows = _read_labels(make_demo_corpus(tmp_path / "d", n_per_genre=1, seconds=0.5, sr=SR))
-    assert {r["label"] for r in rows} == set(GENRES)
-
-
-def test_make_demo_corpus_with_speech(tmp_path: Path) -> None:
-    require("espeak-ng")
-    csv_path = make_demo_corpus(tmp_path, n_per_genre=2, seconds=3.0, sr=16000, speech=True)
-    rows = _read_labels(csv_path)
-    speech_rows = [r for r in rows if r["label"] == SPEECH_LABEL]
-    assert [r["path"] for r in speech_rows] == [
-        f"{SPEECH_LABEL}/{SPEECH_LABEL}.{i:05d}.wav" for i in range(2)
-    ]
-    assert len(rows) == 2 * (len(GENRES) + 1)
-    clips = [sf.read(tmp_path / r["path"], dtype="float32") for r in speech_rows]
-    for audio, rate in clips:
-        assert rate == 16000
-        assert audio.shape == (3 * 16000,)
-        assert np.max(np.abs(audio)) == pytest.approx(0.8, abs=1e-3)
-    assert not np.array_equal(clips[0][0], clips[1][0])  # different text/voice per clip
-
-
-# --------------------------------------------------------------------------- sox
-
-
-def test_sox_music_writes_a_music_like_clip(tmp_path: Path) -> None:
-    require("sox")
-    assert sox_available()
-    path = sox_music(tmp_path / "sub" / "music.wav", seconds=2.0, sr=16000, seed=2)
-    assert path == tmp_path / "sub" / "music.wav"
-    info = sf.info(path)
-    assert (info.samplerate, info.channels, info.frames, info.subtype) == (
-        16000,
-        1,
-        32000,
-        "PCM_16",
-    )
-    audio, _ = sf.read(path, dtype="float32")
-    assert np.max(np.abs(audio)) == pytest.approx(10 ** (-1 / 20), abs=0.02)  # norm -1 dBFS
-    # plucked notes: energy comes and goes rather than sitting still like a tone
-    rms = np.sqrt(np.mean(audio[: 16000 * 2 // 400 * 400].reshape(-1, 400) ** 2, axis=1))
-    assert rms.max() > 4 * np.median(rms[rms > 0]) or rms.std() > 0.2 * rms.mean()
-    again = sox_music(tmp_path / "again.wav", seconds=2.0, sr=16000, seed=2)
-    np.testing.assert_array_equal(sf.read(again)[0], sf.read(path)[0])
-    other = sox_music(tmp_path / "other.wav", seconds=2.0, sr=16000, seed=3)
-    assert not np.array_equal(sf.read(other)[0], sf.read(path)[0])
-
-
-def test_sox_music_formats_and_errors(tmp_path: Path) -> None:
-    require("sox")
-    flac = sox_music(tmp_path / "music.flac", seconds=0.5)
-    info = sf.info(flac)
-    assert (info.format, info.samplerate, info.frames) == ("FLAC", 22050, 11025)
-    for kwargs in ({"seconds": 0.0}, {"seconds": -1.0}, {"sr": 10}, {"seed": -3}):
-        with pytest.raises(ValueError, match="Expected"):
-            sox_music(tmp_path / "bad.wav", **kwargs)
-    with pytest.raises(ValueError, match="Expected"):
-        sox_music(tmp_path / "no_extension")
-    with pytest.raises(RuntimeError, match="sox failed"):
-        sox_music(tmp_path / "music.unknownformat", seconds=0.5)
+@pytest.mark.parametrize("kind", list(DIFFERENCES))
+def test_assert_stores_equal_catches_each_kind_of_difference(kind: str) -> None:
+    change, message = DIFFERENCES[kind]
+    a, b = make_store(), change(make_store())
+    with pytest.raises(AssertionError, match=message):
+        assert_stores_equal(a, b)
+    with pytest.raises(AssertionError):
+        assert_stores_equal(b, a)
