@@ -12,7 +12,15 @@ from typing import Any, NoReturn
 from ._version import __version__
 from .config import ALL_FEATURES, DEFAULT_FEATURES, FeatureConfig
 from .console import drop_distributed_del_errors
-from .errors import ConfigError, InputError, PipelineError, StorageError, StoreBusy, one_line
+from .errors import (
+    ConfigError,
+    InputError,
+    PipelineError,
+    StorageError,
+    StoreBusy,
+    ToolError,
+    one_line,
+)
 from .schema import SPLITS
 
 __all__ = ["main", "run"]
@@ -272,10 +280,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _exit_code(exc: PipelineError) -> int:
-    """75 for a busy store (try later), 1 for a storage failure, 2 for bad input or config."""
+    """75 for a busy store (try later), 1 for a failure of storage or of an external tool, 2 for
+    bad input or config."""
     if isinstance(exc, StoreBusy):
         return EXIT_BUSY
-    return 1 if isinstance(exc, StorageError) else EXIT_USAGE
+    return 1 if isinstance(exc, StorageError | ToolError) else EXIT_USAGE
 
 
 def run() -> None:

@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any, TextIO
 
 from .errors import SchedulerError, one_line
-from .probe import probe_many
+from .probe import FileInfo, probe_many
 from .settings import setting
 
 __all__ = ["Runner", "auto_scheduler", "cluster", "owns_cluster"]
@@ -134,7 +134,7 @@ def owns_cluster(client: Any | None) -> bool:
 
 
 def auto_scheduler(uris: Sequence[str], options: Mapping[str, Any], *, client: Any | None, scheduler: str | None,
-                   workers: int | None, out: TextIO) -> tuple[str | None, dict[str, dict[str, Any]] | None]:
+                   workers: int | None, out: TextIO) -> tuple[str | None, dict[str, FileInfo] | None]:
     """``("synchronous", probed)`` for a default run (no client, scheduler or workers) with less
     audio than ``pipeline.in-process-below-seconds``, else the scheduler as given (with the
     headers probed, when there were few enough, ``pipeline.probe-batch``, to probe here).
@@ -146,8 +146,8 @@ def auto_scheduler(uris: Sequence[str], options: Mapping[str, Any], *, client: A
     """
     if client is not None or scheduler is not None or workers is not None or len(uris) > setting("probe-batch"):
         return scheduler, None
-    probed = {entry["uri"]: entry for entry in probe_many(uris, options)}
-    seconds = sum(e["frames"] / e["sample_rate"] for e in probed.values() if not e["error"] and e["sample_rate"])
+    probed = {info.uri: info for info in probe_many(uris, options)}
+    seconds = sum(i.frames / i.sample_rate for i in probed.values() if not i.error and i.sample_rate)
     limit = setting("in-process-below-seconds")
     if seconds >= limit:
         return scheduler, probed

@@ -13,6 +13,7 @@ __all__ = [
     "SchemaError",
     "StorageError",
     "StoreBusy",
+    "ToolError",
     "one_line",
 ]
 
@@ -59,6 +60,10 @@ class StorageError(PipelineError, OSError):
 
 class SchedulerError(PipelineError, ConnectionError):
     """The Dask scheduler cannot be reached or started."""
+
+
+class ToolError(PipelineError, RuntimeError):
+    """An external program the package runs (espeak-ng, sox) is missing or failed."""
 
 
 class StoreBusy(StorageError):

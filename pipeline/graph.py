@@ -26,7 +26,7 @@ from .gate import TemplateGate
 from .io import check_url_credentials, list_inputs, normalise_store_url, sanitize_storage_options
 from .labels import DEFAULT_SPLIT_FRACTIONS, assign_labels
 from .lock import StoreLock
-from .probe import probe_many
+from .probe import FileInfo, ManifestEntry, probe_many
 from .results import ExtractReport
 from .schema import Layout, build_layout
 from .settings import setting
@@ -189,7 +189,7 @@ def _extract_claimed(
 
 
 def _resume(store_url: str, options: Mapping[str, Any], config: FeatureConfig, uris: Sequence[str],
-            assigned: Mapping[str, tuple[str, str]], runner: Runner, probed: Mapping[str, dict[str, Any]] | None,
+            assigned: Mapping[str, tuple[str, str]], runner: Runner, probed: Mapping[str, FileInfo] | None,
             out: TextIO) -> tuple[Layout, list[int]]:
     """An existing store's layout (grown by the inputs it does not hold yet) and its chunks not done."""
     # what this process reads of the store (coordinates, reports) is small: read here, not
@@ -215,20 +215,18 @@ def _resume(store_url: str, options: Mapping[str, Any], config: FeatureConfig, u
 
 
 def _manifest(runner: Runner, uris: Sequence[str], options: Mapping[str, Any], assigned: Mapping[str, tuple[str, str]],
-              probed: Mapping[str, dict[str, Any]] | None = None) -> list[dict[str, Any]]:
+              probed: Mapping[str, FileInfo] | None = None) -> list[ManifestEntry]:
     """Header facts of every input (those already ``probed`` reused), the rest probed in batches
     of ``pipeline.probe-batch`` on the cluster, in URI order."""
     known = probed or {}
-    entries: list[dict[str, Any]] = [dict(known[u]) for u in uris if u in known]
+    facts: list[FileInfo] = [known[u] for u in uris if u in known]
     todo = [u for u in uris if u not in known]
     size = setting("probe-batch")
     batches = [todo[i : i + size] for i in range(0, len(todo), size)]
     for batch in runner.map(probe_many, batches, options, key="probe"):
-        entries.extend(batch)
-    entries.sort(key=lambda e: e["uri"])
-    for entry in entries:
-        entry["label"], entry["split"] = assigned[entry["uri"]]
-    return entries
+        facts.extend(batch)
+    facts.sort(key=lambda info: info.uri)
+    return [ManifestEntry(info, *assigned[info.uri]) for info in facts]
 
 
 def _template_then_open(template: Callable[[], None], gate: TemplateGate) -> None:

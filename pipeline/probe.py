@@ -7,10 +7,11 @@ the file holds is kept with a warning; the layout trusts the frames the data hol
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import stat
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import IO, Any
 
 import soundfile as sf
@@ -19,7 +20,7 @@ from .decode import FFMPEG_ONLY, describe_sf_error, ffprobe, open_input
 from .errors import MESSAGE_LIMIT, one_line
 from .io import filesystem, is_url, stat_fingerprint
 
-__all__ = ["FileInfo", "probe_file", "probe_many"]
+__all__ = ["FileInfo", "ManifestEntry", "probe_file", "probe_many"]
 
 
 @dataclass(frozen=True)
@@ -37,8 +38,6 @@ class FileInfo:
     #: what is odd but kept (a header that declares more frames than the file holds)
     warning: str = ""
 
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 def probe_file(uri: str, storage_options: Mapping[str, Any] | None = None) -> FileInfo:
@@ -61,7 +60,7 @@ def probe_file(uri: str, storage_options: Mapping[str, Any] | None = None) -> Fi
     size, fingerprint = stat_fingerprint(meta)
     base = FileInfo(uri=uri, size=size, fingerprint=fingerprint)
     if size == 0:
-        return _replace(base, error="empty file (0 bytes)")
+        return dataclasses.replace(base, error="empty file (0 bytes)")
     ext = os.path.splitext(path)[1].lower()
     warning, declared = "", 0
     try:
@@ -78,14 +77,14 @@ def probe_file(uri: str, storage_options: Mapping[str, Any] | None = None) -> Fi
                 warning = (f"truncated: the header declares {declared} frames ({declared / sample_rate:.3f} s), "
                            f"the file holds {frames} ({frames / sample_rate:.3f} s)")
     except Exception as exc:
-        return _replace(base, error=f"unreadable audio header: {describe_sf_error(exc)}")
+        return dataclasses.replace(base, error=f"unreadable audio header: {describe_sf_error(exc)}")
     if frames <= 0:
         reason = (f"no audio could be decoded: the header declares {declared} frames, the file holds none"
                   if declared > 0 else "no audio frames (header declares 0 samples)")
         return FileInfo(uri=uri, size=size, fingerprint=fingerprint, sample_rate=sample_rate,
                         channels=channels, frames=0, format=fmt, error=reason)
     if sample_rate <= 0 or channels <= 0:
-        return _replace(base, error=f"invalid header: sample rate {sample_rate}, channels {channels}")
+        return dataclasses.replace(base, error=f"invalid header: sample rate {sample_rate}, channels {channels}")
     return FileInfo(uri=uri, size=size, fingerprint=fingerprint, sample_rate=sample_rate,
                     channels=channels, frames=frames, format=fmt, warning=warning)
 
@@ -133,12 +132,15 @@ def _declared_frames(src: str | IO[bytes], fmt: str, channels: int, size: int) -
     return 0
 
 
-def _replace(info: FileInfo, **changes: Any) -> FileInfo:
-    data = info.to_dict()
-    data.update(changes)
-    return FileInfo(**data)
+def probe_many(uris: Sequence[str], storage_options: Mapping[str, Any] | None = None) -> list[FileInfo]:
+    """:func:`probe_file` of each URI (one task's batch on a cluster)."""
+    return [probe_file(uri, storage_options) for uri in uris]
 
 
-def probe_many(uris: Sequence[str], storage_options: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
-    """:func:`probe_file` of each URI, as :meth:`FileInfo.to_dict` dicts (one task's batch on a cluster)."""
-    return [probe_file(uri, storage_options).to_dict() for uri in uris]
+@dataclass(frozen=True)
+class ManifestEntry:
+    """One input of a run's manifest: its header facts, label and split."""
+
+    info: FileInfo
+    label: str
+    split: str

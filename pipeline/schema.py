@@ -9,12 +9,15 @@ import json
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from ._version import __version__
 from .config import FeatureConfig
+
+if TYPE_CHECKING:
+    from .probe import ManifestEntry
 
 __all__ = [
     "CHUNK_TARGET_BYTES",
@@ -159,26 +162,25 @@ class Layout:
 
 
 def build_layout(
-    entries: Sequence[dict[str, Any]], config: FeatureConfig, *, chunk: int | None = None,
+    entries: Sequence[ManifestEntry], config: FeatureConfig, *, chunk: int | None = None,
     first_segment: int = 0, first_file_records: Sequence[FileRecord] = (),
 ) -> Layout:
     """Allocate segments file by file, in the given order, from the header lengths.
 
-    ``entries`` are :meth:`pipeline.probe.FileInfo.to_dict` dicts plus ``label`` and ``split``.
+    ``entries`` are the run's manifest: header facts plus ``label`` and ``split``.
     ``first_segment`` and ``first_file_records`` let an append continue an existing layout.
     """
     records = list(first_file_records)
     cursor = first_segment
     for entry in entries:
+        info = entry.info
         n = 0
-        if not entry["error"]:
-            n_out = resampled_length(int(entry["frames"]), int(entry["sample_rate"]), config.sr)
-            n = int(segment_starts(n_out, config).size)
+        if not info.error:
+            n = int(segment_starts(resampled_length(info.frames, info.sample_rate, config.sr), config).size)
         records.append(FileRecord(
-            uri=entry["uri"], label=entry["label"], split=entry["split"], size=int(entry["size"]),
-            fingerprint=entry["fingerprint"], sample_rate=int(entry["sample_rate"]),
-            channels=int(entry["channels"]), frames=int(entry["frames"]), format=entry["format"],
-            error=entry["error"], first_segment=cursor, n_segments=n, warning=str(entry.get("warning") or ""),
+            uri=info.uri, label=entry.label, split=entry.split, size=info.size, fingerprint=info.fingerprint,
+            sample_rate=info.sample_rate, channels=info.channels, frames=info.frames, format=info.format,
+            error=info.error, first_segment=cursor, n_segments=n, warning=info.warning,
         ))
         cursor += n
     size = chunk if chunk is not None else chunk_segments(config, max(cursor, 1))

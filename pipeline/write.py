@@ -19,7 +19,7 @@ import json
 import uuid
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import dask.array as da
 import numpy as np
@@ -54,6 +54,9 @@ from .store import (
     visible_segments,
     zarr_array,
 )
+
+if TYPE_CHECKING:
+    from .probe import ManifestEntry
 
 __all__ = [
     "append",
@@ -253,7 +256,7 @@ def _resize_all(store_url: str, options: Mapping[str, Any], sizes: Mapping[str, 
             array.resize(shape)
 
 
-def append(store_url: str, options: Mapping[str, Any], old: Layout, entries: Sequence[dict[str, Any]],
+def append(store_url: str, options: Mapping[str, Any], old: Layout, entries: Sequence[ManifestEntry],
            config: FeatureConfig) -> Layout:
     """Grow the store by new files: new segments start on a chunk boundary, so no finished chunk
     is ever rewritten. Marked in the attributes until complete (a crash is rolled back on rerun)."""

@@ -279,3 +279,21 @@ def test_the_summary_says_which_labels_did_not_match(tmp_path: Path, capsys: pyt
     csv.write_text("path,label\na.wav,jazz\nb.wav,rock\nc.wav,pop\n")
     assert main(["extract", *inputs, "-o", str(tmp_path / "t.zarr"), *common]) == 0
     assert "labels:" not in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("error", "code"),
+    [("StoreBusy", 75), ("StorageError", 1), ("ToolError", 1), ("DecodeError", 2), ("ConfigError", 2), ("InputError", 2)],
+)
+def test_each_error_class_has_its_exit_code_and_one_line(
+    error: str, code: int, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import pipeline.cli as cli
+    import pipeline.errors as errors
+
+    def fail(args: object) -> int:
+        raise getattr(errors, error)("Expected something, got\nnothing")
+
+    monkeypatch.setitem(cli.COMMANDS, "info", fail)
+    assert main(["info", "x.zarr"]) == code
+    assert capsys.readouterr().err == "audio-pipeline: error: Expected something, got nothing\n"

@@ -14,7 +14,7 @@ import numpy.typing as npt
 import pytest
 import soundfile as sf
 
-from pipeline.errors import ConfigError
+from pipeline.errors import ConfigError, ToolError
 from pipeline.synth import (
     CORPUS_FORMATS,
     GENRES,
@@ -395,7 +395,7 @@ def test_speech_clip_uses_espeak() -> None:
 
 def test_speech_clip_errors() -> None:
     require("espeak-ng")
-    with pytest.raises(RuntimeError, match="espeak-ng failed"):
+    with pytest.raises(ToolError, match="espeak-ng failed"):
         speech_clip("hello", voice="xx-bogus")
     with pytest.raises(ConfigError, match="Expected"):
         speech_clip("   ")
@@ -409,11 +409,11 @@ def test_missing_tools_raise_runtime_error(monkeypatch: pytest.MonkeyPatch, tmp_
     monkeypatch.setenv("PATH", str(tmp_path))  # an empty PATH: no espeak-ng, no sox
     assert not espeak_available()
     assert not sox_available()
-    with pytest.raises(RuntimeError, match="espeak-ng is not installed"):
+    with pytest.raises(ToolError, match="espeak-ng is not installed"):
         speech_clip("hello")
-    with pytest.raises(RuntimeError, match="sox is not installed"):
+    with pytest.raises(ToolError, match="sox is not installed"):
         sox_music(tmp_path / "x.wav", seconds=1.0)
-    with pytest.raises(RuntimeError, match="espeak-ng is not installed"):
+    with pytest.raises(ToolError, match="espeak-ng is not installed"):
         make_demo_corpus(tmp_path / "c", n_per_genre=1, seconds=0.5, sr=SR, speech=True)
     # speech=None quietly means "only if espeak-ng is installed"
     rows = _read_labels(make_demo_corpus(tmp_path / "d", n_per_genre=1, seconds=0.5, sr=SR))
@@ -473,5 +473,5 @@ def test_sox_music_formats_and_errors(tmp_path: Path) -> None:
             sox_music(tmp_path / "bad.wav", **kwargs)
     with pytest.raises(ConfigError, match="Expected"):
         sox_music(tmp_path / "no_extension")
-    with pytest.raises(RuntimeError, match="sox failed"):
+    with pytest.raises(ToolError, match="sox failed"):
         sox_music(tmp_path / "music.unknownformat", seconds=0.5)

@@ -12,7 +12,7 @@ from typing import Final
 import numpy as np
 import soundfile as sf
 
-from ..errors import ConfigError
+from ..errors import ConfigError, ToolError
 from .external import espeak_available, speech_clip
 from .genres import _PEAK, GENRES, genre_clip
 from .signals import FloatArray, _check_int, _check_seed, _n_samples, _to_peak
@@ -187,7 +187,7 @@ def make_demo_corpus(
     ------
     ConfigError
         If an argument is out of range.
-    RuntimeError
+    ToolError
         If ``speech`` is ``True`` and espeak-ng is not installed.
     """
     count = _check_int("n_per_genre", n_per_genre, minimum=1)
@@ -199,7 +199,7 @@ def make_demo_corpus(
         raise ConfigError(f"Expected speech to be True, False or None, got {speech!r}")
     with_speech = espeak_available() if speech is None else speech
     if with_speech and not espeak_available():
-        raise RuntimeError(
+        raise ToolError(
             "espeak-ng is not installed: install it with `apt-get install espeak-ng` "
             "or pass speech=False"
         )

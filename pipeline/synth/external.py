@@ -12,7 +12,7 @@ from typing import Final
 import numpy as np
 import soundfile as sf
 
-from ..errors import ConfigError
+from ..errors import ConfigError, ToolError
 from .harmony import _SCALES, _degree
 from .signals import FloatArray, _check_float, _check_int, _check_seed, _check_sr
 
@@ -23,7 +23,7 @@ def _require(tool: str) -> str:
     """The path of ``tool`` on ``PATH``; ``RuntimeError`` saying how to install it if missing."""
     exe = shutil.which(tool)
     if exe is None:
-        raise RuntimeError(
+        raise ToolError(
             f"{tool} is not installed: install it with `apt-get install {tool}` "
             "(`make test` installs it)"
         )
@@ -85,7 +85,7 @@ def speech_clip(
     ------
     ConfigError
         If an argument is invalid.
-    RuntimeError
+    ToolError
         If ``espeak-ng`` is not installed or fails (e.g. unknown voice).
     """
     if not isinstance(text, str) or not text.strip():
@@ -108,7 +108,7 @@ def speech_clip(
             cmd, input=text, capture_output=True, text=True, check=False, timeout=300
         )
         if proc.returncode != 0 or not wav.exists():
-            raise RuntimeError(
+            raise ToolError(
                 f"espeak-ng failed with exit code {proc.returncode} for voice {voice!r}: "
                 f"{proc.stderr.strip()}"
             )
@@ -164,7 +164,7 @@ def sox_music(
     ------
     ConfigError
         If an argument is out of range.
-    RuntimeError
+    ToolError
         If ``sox`` is not installed or fails.
     """
     duration = _check_float("seconds", seconds, low=0.0, high=600.0, low_inclusive=False)
@@ -197,5 +197,5 @@ def sox_music(
     cmd += [f"{min(0.3, duration / 4):.4f}", "rate", str(rate), "norm", "-1"]
     proc = subprocess.run(cmd, capture_output=True, text=True, check=False, timeout=300)
     if proc.returncode != 0 or not out.exists():
-        raise RuntimeError(f"sox failed with exit code {proc.returncode}: {proc.stderr.strip()}")
+        raise ToolError(f"sox failed with exit code {proc.returncode}: {proc.stderr.strip()}")
     return out
