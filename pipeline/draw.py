@@ -162,7 +162,7 @@ def _draw_waveform(fig: Figure, clip: Clip) -> None:
 
 
 def _draw_spectrogram(fig: Figure, clip: Clip) -> None:
-    import librosa
+    from ._librosa import librosa
 
     display = librosa_display()
     times, db = _along_frames(clip, librosa.amplitude_to_db(_magnitude(clip), ref=np.max))
@@ -229,7 +229,7 @@ def _draw_chroma(fig: Figure, clip: Clip) -> None:
 
 
 def _draw_spectral(fig: Figure, clip: Clip) -> None:
-    import librosa
+    from ._librosa import librosa
 
     y = clip.samples()
     peak = float(np.max(np.abs(y))) if y.size else 0.0

@@ -11,10 +11,10 @@ spectral feature from it through the bases of :mod:`pipeline.filterbanks` and th
 
 from __future__ import annotations
 
-import librosa
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
+from ._librosa import librosa
 from .config import FeatureConfig
 from .errors import ConfigError, InputError
 from .filterbanks import bin_moments, chroma_basis, dct_basis, mel_basis, per_segment_product

@@ -10,9 +10,10 @@ from __future__ import annotations
 
 from functools import lru_cache
 
-import librosa
 import numpy as np
 import scipy.fft
+
+from ._librosa import librosa
 
 __all__ = ["bin_moments", "chroma_basis", "dct_basis", "mel_basis", "per_segment_product"]
 

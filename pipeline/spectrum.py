@@ -12,10 +12,10 @@ import math
 from collections.abc import Iterator
 from functools import lru_cache
 
-import librosa
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
+from ._librosa import librosa
 from .config import stft_frames
 from .errors import ConfigError
 from .kernel_checks import check_array, check_batch, check_frame_counts, check_positive_int

@@ -20,12 +20,12 @@ import warnings
 from collections.abc import Mapping
 from typing import Any
 
-import librosa
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
 import xarray as xr
 
+from ._librosa import librosa
 from .config import FeatureConfig
 
 __all__ = ["DB_VARS", "assert_close", "assert_segment_close", "assert_stores_equal", "reference_segment"]

@@ -9,10 +9,9 @@ the band 150-4000 Hz, and the parabolic interpolation only at the peaks.
 
 from __future__ import annotations
 
-import librosa
 import numpy as np
-from librosa.core.pitch import _parabolic_interpolation
 
+from ._librosa import librosa
 from .errors import InputError
 from .kernel_checks import check_array, check_positive_int
 
@@ -76,7 +75,7 @@ def estimate_tuning(*, S: np.ndarray, sr: int, bins_per_octave: int = 12) -> np.
         return tunings
     left, mid, right = S[seg, frame, bins - 1], S[seg, frame, bins], S[seg, frame, bins + 1]
     # librosa's own (numba) stencil for the parabolic shift; np.gradient's central difference
-    shift = _parabolic_interpolation(np.stack([left, mid, right], axis=-1), axis=-1)[:, 1]
+    shift = librosa.core.pitch._parabolic_interpolation(np.stack([left, mid, right], axis=-1), axis=-1)[:, 1]
     avg = (right - left) / 2.0
     dskew = 0.5 * avg * shift
     mag = mid + dskew

@@ -176,7 +176,7 @@ def make_template(layout: Layout, config: FeatureConfig, *, extra_attrs: dict[st
 
     frame_time = np.arange(n_frames) * config.hop_length / config.sr
     coords["frame_time"] = xr.Variable(("frame",), frame_time, {"description": "frame centre from the segment start", "units": "s"})
-    import librosa
+    from ._librosa import librosa
 
     if "mel" in config.frame_variables or "mfcc" in config.frame_variables:
         mel_f = librosa.mel_frequencies(n_mels=config.n_mels, fmin=config.fmin, fmax=float(config.fmax or config.sr / 2))

@@ -14,6 +14,10 @@ import numpy as np
 import pytest
 import soundfile as sf
 
+# first: librosa's cached gufuncs are compiled (or loaded) one process at a time, before any
+# test module imports librosa (parallel test processes on a cold numba cache: pipeline/_librosa.py)
+import pipeline._librosa  # noqa: F401
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
