@@ -64,8 +64,6 @@ def _decode_part(part: ChunkFile, task: ChunkTask, config: FeatureConfig, audio:
     except DecodeError as exc:
         return part.file_index, {"status": "error", "error": str(exc), "warning": ""}, SegmentAudio(
             decode_seconds=time.perf_counter() - t0)
-    except OSError as exc:
-        raise StorageError(f"reading {part.uri} failed: {one_line(exc)}") from exc
     decoded.rows = [row0 + r for r in decoded.rows]
     return part.file_index, {"status": "ok", "error": "", "warning": decoded.warning}, decoded
 

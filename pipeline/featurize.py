@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from .config import FeatureConfig
-from .errors import DecodeError, InputError
+from .errors import DecodeError, InputError, StorageError, one_line
 from .features import compute_features, summarize
 from .schema import SUMMARY_STATS, VARIABLES, bins_size, resampled_length, segment_starts
 from .settings import setting
@@ -125,8 +125,8 @@ def decode_segments(
     ------
     DecodeError
         The file's data cannot be decoded.
-    OSError
-        Reading the file failed (the storage layer's error, for the caller to classify).
+    StorageError
+        Reading the file failed at the storage layer.
     """
     t0 = time.perf_counter()
     length = config.segment_samples
@@ -138,8 +138,11 @@ def decode_segments(
     hi = int(min(n_out, starts[-1] + length))
     from .decode import decode_range
 
-    decoded = decode_range(uri, sr=config.sr, native_sr=sample_rate, declared_frames=frames, start=lo, stop=hi,
-                           storage_options=storage_options)
+    try:
+        decoded = decode_range(uri, sr=config.sr, native_sr=sample_rate, declared_frames=frames, start=lo, stop=hi,
+                               storage_options=storage_options)
+    except OSError as exc:
+        raise StorageError(f"reading {uri} failed: {one_line(exc)}") from exc
     y = decoded.y
     result = SegmentAudio(warning=decoded.warning)
     for k, start in enumerate(starts):
@@ -274,7 +277,8 @@ def featurize_file(
         raise InputError(f"Expected segments within range(0, {total}) with step 1 for {uri}, got {segments}")
     n = len(segments)
     audio = np.zeros((n, config.segment_samples), dtype=np.float32)
-    decoded = _decode(uri, config, info, segments, audio, storage_options)
+    decoded = decode_segments(uri, config, sample_rate=info.sample_rate, frames=info.frames, segments=segments,
+                              out=audio, storage_options=storage_options)
     rows = np.asarray(decoded.rows, dtype=np.int64)
     valid = np.zeros(n, dtype=bool)
     valid[rows] = True
@@ -288,12 +292,4 @@ def featurize_file(
                         audio=audio if keep_audio else None, warning=decoded.warning)
 
 
-def _decode(uri: str, config: FeatureConfig, info: FileInfo, segments: range, out: np.ndarray,
-            storage_options: Mapping[str, Any] | None) -> SegmentAudio:
-    from .errors import StorageError, one_line
 
-    try:
-        return decode_segments(uri, config, sample_rate=info.sample_rate, frames=info.frames, segments=segments,
-                               out=out, storage_options=storage_options)
-    except OSError as exc:
-        raise StorageError(f"reading {uri} failed: {one_line(exc)}") from exc

@@ -11,8 +11,6 @@ from __future__ import annotations
 import fnmatch
 import os
 import posixpath
-import sys
-import types
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -22,6 +20,7 @@ import pandas as pd
 import xarray as xr
 from dask.base import compute as dask_compute
 
+from ._callable import make_module_callable
 from .config import FAMILY_VARIABLES
 from .errors import InputError, SchemaError, StorageError, one_line
 from .schema import SPLITS, SUMMARY_STATS, VARIABLES
@@ -400,12 +399,4 @@ def standardize_stats(
     return moments(matrix, axis=0)
 
 
-class _CallableModule(types.ModuleType):
-    """``pipeline.query`` is this module and, lazily imported by ``pipeline``, also the
-    function: whichever an import leaves at ``pipeline.query``, calling it queries."""
-
-    def __call__(self, *args: Any, **kwargs: Any) -> pd.DataFrame:
-        return query(*args, **kwargs)
-
-
-sys.modules[__name__].__class__ = _CallableModule
+make_module_callable(__name__, query)

@@ -9,8 +9,6 @@ chunk task featurises the store's own files.
 
 from __future__ import annotations
 
-import sys
-import types
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -19,6 +17,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from ._callable import make_module_callable
 from .errors import DecodeError, InputError, SchemaError
 from .featurize import featurize_file, segment_count
 from .probe import probe_file
@@ -208,12 +207,4 @@ def similar(
     )
 
 
-class _CallableModule(types.ModuleType):
-    """``pipeline.similar`` is this module and, lazily imported by ``pipeline``, also the
-    function: whichever an import leaves at ``pipeline.similar``, calling it searches."""
-
-    def __call__(self, *args: Any, **kwargs: Any) -> pd.DataFrame:
-        return similar(*args, **kwargs)
-
-
-sys.modules[__name__].__class__ = _CallableModule
+make_module_callable(__name__, similar)
