@@ -1,6 +1,7 @@
 """Performance figures, each against a reference measured in the same run on this machine.
 
     python benchmarks/run.py [--quick]
+    python benchmarks/run.py --families [--write-docs]   # only the cost of each feature family
 
 Prints one line per figure, ratio first. Generates its own corpus (no download). Nothing here
 is asserted by the tests; the tests check parity, this measures speed.
@@ -80,6 +81,49 @@ def kernels(n: int) -> float:
     return audio / t_ours
 
 
+def family_costs(n: int, write_docs: bool) -> None:
+    """Seconds of one core per audio hour of each family alone, and added to the default set.
+
+    Batches of the chunk tasks' size over ``n`` three-second genre segments, one BLAS thread,
+    best of 3; ``fbank`` and ``whisper`` at 16 kHz (whisper needs it), against the default set
+    at 16 kHz too. With ``write_docs`` the table goes into docs/features.md.
+    """
+    from pipeline.config import DEFAULT_FEATURES
+    from pipeline.families import all_families
+
+    rows = []
+    with threadpool_limits(limits=1):
+        for fam in all_families():
+            sr = 16000 if fam.name in ("fbank", "whisper") else SR
+            base = FeatureConfig(sr=sr)
+            y = segments(n, base) if sr == SR else _resampled(n, base)
+            hours = n * base.segment_seconds / 3600
+            alone = time_kernels(y, FeatureConfig(sr=sr, features=(fam.name,)), repeat=3) / hours
+            default = time_kernels(y, base, repeat=3) / hours
+            names = tuple(dict.fromkeys((*DEFAULT_FEATURES, fam.name)))
+            added = time_kernels(y, FeatureConfig(sr=sr, features=names), repeat=3) / hours - default
+            rows.append((fam.name, sr, alone, added, default))
+            print(f"family {fam.name}: {alone:.1f} s per audio hour alone, +{max(added, 0.0):.1f} s added to the "
+                  f"default set ({default:.1f} s) at {sr} Hz ({n} segments of 3 s, 1 thread)")
+    if write_docs:
+        table = ["| family | sr (Hz) | alone (s per audio hour) | added to the default set (s per audio hour) |",
+                 "|---|---|---|---|"]
+        table += [f"| `{name}` | {sr} | {alone:.1f} | {max(added, 0.0):.1f} (default set: {default:.1f}) |"
+                  for name, sr, alone, added, default in rows]
+        path = Path(__file__).resolve().parents[1] / "docs" / "features.md"
+        text = path.read_text()
+        begin, end = "<!-- costs-table: written by benchmarks/run.py --families -->", "<!-- /costs-table -->"
+        head, _, rest = text.partition(begin)
+        path.write_text(f"{head}{begin}\n" + "\n".join(table) + f"\n{end}{rest.partition(end)[2]}")
+
+
+def _resampled(n: int, config: FeatureConfig) -> np.ndarray:
+    """``segments`` of the genre corpus at ``config.sr`` (resampled from 22,050 Hz)."""
+    y = segments(-(-n * config.segment_samples // int(SR * config.segment_seconds)) + 1, FeatureConfig())
+    audio = librosa.resample(y.reshape(-1), orig_sr=SR, target_sr=config.sr)
+    return np.ascontiguousarray(audio[: n * config.segment_samples].reshape(n, config.segment_samples), dtype=np.float32)
+
+
 def corpus_kernels(corpus: Path) -> float:
     """The in-process kernels on exactly the corpus's audio (decoded beforehand), one thread:
     the reference of the end-to-end figure. Returns the real-time factor."""
@@ -156,10 +200,16 @@ def run_extract(corpus: Path, root: Path, workers: int, repeat: int = 2) -> tupl
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer kernel segments and small files: about 2 minutes")
+    parser.add_argument("--families", action="store_true", help="only the cost of each feature family")
+    parser.add_argument("--write-docs", action="store_true", help="with --families: write the table to docs/features.md")
     args = parser.parse_args(argv)
     q = args.quick
     print(f"machine: {os.cpu_count()} cores; librosa {librosa.__version__}; numpy {np.__version__}")
+    if args.families:
+        family_costs(64 if q else 256, args.write_docs)
+        return 0
     per_core = kernels(128 if q else 640)
+    family_costs(64 if q else 128, write_docs=False)
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         resample_cost(root, per_core)

@@ -68,10 +68,10 @@ fig.colorbar(img, ax=axes, format="%+2.0f dB")
 plt.show()'''),
         new_markdown_cell("The pipeline computes every feature from ONE STFT per segment, batched; `compute_features` "
                           "is that kernel, equal to the librosa calls within the store's tolerance."),
-        new_code_cell('''from pipeline.config import ALL_FEATURES, FeatureConfig
+        new_code_cell('''from pipeline.config import DEFAULT_FEATURES, FeatureConfig
 from pipeline.features import compute_features
 
-config = FeatureConfig(features=ALL_FEATURES, segment_seconds=len(y) / sr)
+config = FeatureConfig(features=("spectrogram", *DEFAULT_FEATURES), segment_seconds=len(y) / sr)
 features = compute_features(y[None, : config.segment_samples], config)
 {name: values.shape for name, values in features.items()}'''),
         new_code_cell('''reference = librosa.feature.mfcc(y=y[: config.segment_samples], sr=sr).T
@@ -113,6 +113,24 @@ per_label.isel(mfcc_coef=slice(0, 5)).to_pandas().round(1)'''),
 print(dict(electronic.sizes))
 table = pipeline.query(ds, labels=["rock"], vars=["spectral_centroid", "rms"])   # the GTZAN-style table
 table.head()'''),
+        new_markdown_cell("A store's features can grow: asking for one more family (`contrast`, librosa's spectral "
+                          "contrast) computes only it, for the files already in the store; the other variables "
+                          "are not touched."),
+        new_code_cell('''grown = pipeline.FeatureConfig(features=[*ds.attrs["features"], "contrast"])
+report = pipeline.extract([WORK / "corpus"], str(WORK / "features.zarr"), grown, labels=labels_csv,
+                          scheduler="synchronous", progress=False)
+ds = pipeline.open_store(str(WORK / "features.zarr"))
+print(report.chunks_computed, "chunks computed for contrast;", ds.attrs["features"])'''),
+        new_code_cell('''import matplotlib.pyplot as plt
+
+contrast = ds.spectral_contrast_mean.groupby("label").mean().compute()   # (label, contrast_band)
+fig, ax = plt.subplots(figsize=(8, 3.5))
+for label in contrast.label.values:
+    ax.plot(contrast.contrast_band, contrast.sel(label=label), marker="o", label=str(label))
+ax.set(xlabel="contrast band (6 octave bands from 200 Hz, then the rest)", ylabel="peak - valley (dB)",
+       title="spectral contrast per genre")
+ax.legend(fontsize="small", ncol=2)
+plt.show()'''),
     ],
     "03_genre_ann": [
         new_markdown_cell("# Genre classification with an MLP on summary features\n\nThe tutorial's ANN on the "

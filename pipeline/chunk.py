@@ -10,15 +10,17 @@ import json
 import time
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
 
 from .config import FeatureConfig
 from .errors import DecodeError, StorageError, one_line
+from .families import iter_variables
 from .featurize import SegmentAudio, allocate, decode_segments, featurize_rows
 from .gate import wait_for_template
+from .grow import flag_name
 from .heap import keep_freed_memory
 from .regions import write_region
 from .results import ChunkReport, FileOutcome, Timings
@@ -49,6 +51,10 @@ class ChunkTask:
     start: int
     stop: int
     files: tuple[ChunkFile, ...] = field(default_factory=tuple)
+    #: the added families' flags (:mod:`pipeline.grow`) a whole chunk sets before ``chunk_done``
+    flags: tuple[str, ...] = ()
+    #: a done chunk: compute only these (added) families and set their flags
+    families: tuple[str, ...] = ()
 
 
 def _decode_part(part: ChunkFile, task: ChunkTask, config: FeatureConfig, audio: np.ndarray,
@@ -77,10 +83,20 @@ def compute_chunk(task: ChunkTask, config: FeatureConfig, storage_options: Mappi
     n = task.stop - task.start
     valid = np.zeros(n, dtype=bool)
     valid_frames = np.zeros(n, dtype=np.int32)
+    valid_samples = np.zeros(n, dtype=np.int64)
     # the chunk's segments, zero-padded, at their row: a batch of neighbouring rows is a view
     audio = np.zeros((n, config.segment_samples), dtype=np.float32)
     arrays = allocate(n, config)
     batch = int(setting("batch-segments"))
+
+    def where(row: int) -> str:
+        """The file and segment (within the file) of a row of the chunk."""
+        for part in task.files:
+            row0 = part.first_segment + part.seg_lo - task.start
+            if row0 <= row < row0 + part.seg_hi - part.seg_lo:
+                return f"{part.uri} segment {part.seg_lo + row - row0}"
+        return f"segment {task.start + row}"
+
     files_report: dict[str, FileOutcome] = {}
     timings: Timings = {"decode": 0.0, "resample": 0.0, "compute": 0.0, "write": 0.0}
     audio_seconds = 0.0
@@ -96,20 +112,29 @@ def compute_chunk(task: ChunkTask, config: FeatureConfig, storage_options: Mappi
                 audio_seconds += part.audio_seconds
                 valid[part.rows] = True
                 valid_frames[part.rows] = part.valid_frames
+                valid_samples[part.rows] = part.valid_samples
                 ready.extend(part.rows)
                 if len(ready) >= batch:
                     whole = len(ready) // batch * batch
-                    timings["compute"] += featurize_rows(np.asarray(ready[:whole]), audio, valid_frames, config, arrays)
+                    timings["compute"] += featurize_rows(np.asarray(ready[:whole]), audio, valid_samples, config, arrays, where)
                     del ready[:whole]
         finally:
             for future in futures:
                 future.cancel()
-    timings["compute"] += featurize_rows(np.asarray(ready, dtype=np.int64), audio, valid_frames, config, arrays)
+    timings["compute"] += featurize_rows(np.asarray(ready, dtype=np.int64), audio, valid_samples, config, arrays, where)
     arrays["segment_valid"] = valid
     arrays["segment_valid_frames"] = valid_frames
     report: ChunkReport = {"chunk": task.index, "files": files_report, "segments": int(valid.sum()),
               "audio_seconds": audio_seconds, "timings": timings}
     return arrays, report
+
+
+def _family_of(name: str, config: FeatureConfig) -> str | None:
+    """The family of ``config`` an array of :func:`compute_chunk` belongs to (None: the chunk's own)."""
+    for fam, var in iter_variables(config.features):
+        if name == var.name or (var.per_frame and name.rpartition("_")[0] == var.name):
+            return fam.name
+    return None
 
 
 def run_chunk(task: ChunkTask, store_url: str, config_dict: dict[str, Any], storage_options: Mapping[str, Any] | None = None,
@@ -120,6 +145,8 @@ def run_chunk(task: ChunkTask, store_url: str, config_dict: dict[str, Any], stor
     task computes first and waits there only before writing.
     """
     config = FeatureConfig.from_dict(config_dict)
+    if task.families:
+        config = replace(config, features=task.families)
     keep_freed_memory()
     arrays, report = compute_chunk(task, config, storage_options)
     wait_for_template(template_gate)
@@ -129,9 +156,20 @@ def run_chunk(task: ChunkTask, store_url: str, config_dict: dict[str, Any], stor
         if int(zarr_array(group, "segment_valid").shape[0]) < task.stop:
             # consolidated metadata older than the layout: read every array's own
             group = open_group(store_url, storage_options, mode="r+")
-        # the region's arrays, then the report, then the done-flag, last
+        if task.families:
+            # families added to a done chunk: their arrays, then their flags; nothing else
+            owned = {name for name, arr in arrays.items() if _family_of(name, config) is not None}
+            write_region(group, {k: v for k, v in arrays.items() if k in owned}, task.start, task.stop)
+            for name in task.families:
+                zarr_array(group, flag_name(name))[task.index] = 1
+            report["timings"]["write"] = time.perf_counter() - t0
+            return report
+        # the region's arrays, then the report, then the added families' flags, then the
+        # done-flag, last
         write_region(group, arrays, task.start, task.stop)
         zarr_array(group, "chunk_report")[task.index] = json.dumps(report, sort_keys=True)
+        for flag in task.flags:
+            zarr_array(group, flag)[task.index] = 1
         zarr_array(group, "chunk_done")[task.index] = 1
     except (OSError, KeyError, ValueError) as exc:
         raise StorageError(f"writing chunk {task.index} to {store_url} failed: {one_line(exc)}") from exc

@@ -10,10 +10,11 @@ from collections.abc import Sequence
 from typing import Any, NoReturn
 
 from ._version import __version__
-from .config import ALL_FEATURES, DEFAULT_FEATURES, FeatureConfig
+from .config import DEFAULT_FEATURES, FeatureConfig
 from .console import drop_distributed_del_errors
 from .errors import (
     ConfigError,
+    FamilyError,
     InputError,
     PipelineError,
     StorageError,
@@ -47,7 +48,7 @@ def _add_extract_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--segment-seconds", type=float, default=d.segment_seconds, help="[%(default)s]")
     p.add_argument("--segment-hop-seconds", type=float, default=None, help="[= segment]")
     p.add_argument("--features", default=",".join(DEFAULT_FEATURES),
-                   help=f"comma-separated, out of {','.join(ALL_FEATURES)} [%(default)s]")
+                   help="comma-separated families (audio-pipeline features lists them) [%(default)s]")
     labels = p.add_mutually_exclusive_group()
     labels.add_argument("--labels", metavar="CSV", help="CSV with columns path,label[,split]")
     labels.add_argument("--label-from", choices=["parent"], help="take labels from the parent folder")
@@ -61,6 +62,12 @@ def _add_extract_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--split-fractions", metavar="TRAIN,VAL,TEST", default="0.8,0.1,0.1",
                    help="hash split by file when the labels CSV has no split column [%(default)s]")
     p.add_argument("--segment-chunk", type=int, metavar="N", help="segments per chunk [about 16 MiB of the largest variable]")
+    _add_plugin_option(p)
+
+
+def _add_plugin_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--plugin", action="append", default=[], metavar="MODULE_OR_FILE",
+                   help="load feature families from a .py file or a module (repeatable)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -71,6 +78,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("inputs", nargs="+", metavar="INPUT", help="files, directories, globs or URLs")
     p.add_argument("-o", "--output", required=True, metavar="STORE", help="Zarr store path or URL")
     _add_extract_options(p)
+    p = sub.add_parser("features", help="the feature families available: variables, dims, reference")
+    _add_plugin_option(p)
     p = sub.add_parser("info", help="schema, config, counts, completeness of a store")
     p.add_argument("store", metavar="STORE")
     p.add_argument("--storage-options", metavar="JSON")
@@ -100,6 +109,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-k", type=int, default=10, help="neighbours [%(default)s]")
     p.add_argument("--vars", metavar="V,...")
     p.add_argument("--storage-options", metavar="JSON")
+    _add_plugin_option(p)
     p = sub.add_parser("plot", help="the tutorial's figures, from an audio file or a store segment")
     p.add_argument("source", metavar="AUDIO_FILE|STORE", help="an audio file, or a store with --segment")
     p.add_argument("--segment", type=int, metavar="N", help="a segment of the store (its index)")
@@ -107,6 +117,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="comma-separated figure kinds [%(default)s]")
     p.add_argument("-o", "--output", required=True, metavar="FIG.png", help=".png or .svg; several kinds add _KIND")
     p.add_argument("--storage-options", metavar="JSON")
+    _add_plugin_option(p)
     p = sub.add_parser("report", help="a static HTML page about a store (works offline)")
     p.add_argument("store", metavar="STORE")
     p.add_argument("-o", "--output", required=True, metavar="REPORT.html")
@@ -176,6 +187,13 @@ def cmd_extract(args: argparse.Namespace) -> int:
         print(f"warning: {uri}: {reason}", file=sys.stderr)
     print(report.summary())
     return 1 if args.strict and report.files_failed else 0
+
+
+def cmd_features(args: argparse.Namespace) -> int:
+    from .families.listing import format_families
+
+    print(format_families())
+    return 0
 
 
 def cmd_info(args: argparse.Namespace) -> int:
@@ -256,7 +274,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"extract": cmd_extract, "plot": cmd_plot, "report": cmd_report, "info": cmd_info, "demo": cmd_demo, "train": cmd_train,
+COMMANDS = {"features": cmd_features, "extract": cmd_extract, "plot": cmd_plot, "report": cmd_report, "info": cmd_info, "demo": cmd_demo, "train": cmd_train,
             "query": cmd_query, "similar": cmd_similar}
 
 
@@ -265,6 +283,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         drop_distributed_del_errors()
+        if getattr(args, "plugin", None):
+            from .families.plugins import load_plugin
+
+            for spec in args.plugin:
+                load_plugin(spec)
         return COMMANDS[args.command](args)
     except KeyboardInterrupt:
         print(f"{PROG}: interrupted; re-run the same command to resume", file=sys.stderr)
@@ -280,11 +303,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _exit_code(exc: PipelineError) -> int:
-    """75 for a busy store (try later), 1 for a failure of storage or of an external tool, 2 for
-    bad input or config."""
+    """75 for a busy store (try later), 1 for a failure of storage, of an external tool or of a
+    family's kernel, 2 for bad input or config."""
     if isinstance(exc, StoreBusy):
         return EXIT_BUSY
-    return 1 if isinstance(exc, StorageError | ToolError) else EXIT_USAGE
+    return 1 if isinstance(exc, StorageError | ToolError | FamilyError) else EXIT_USAGE
 
 
 def run() -> None:

@@ -7,25 +7,21 @@ from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 from .errors import ConfigError
+from .families.registry import default_names, family, family_names
 
 __all__ = [
     "ALL_FEATURES",
     "DEFAULT_FEATURES",
-    "FAMILY_VARIABLES",
     "FeatureConfig",
     "parse_features",
     "stft_frames",
 ]
 
-#: Feature families, in store order. ``spectral`` expands to centroid, bandwidth, rolloff.
-ALL_FEATURES: tuple[str, ...] = ("spectrogram", "mel", "mfcc", "chroma", "spectral", "zcr", "rms")
-DEFAULT_FEATURES: tuple[str, ...] = ("mel", "mfcc", "chroma", "spectral", "zcr", "rms")
-#: The frame-level variables each family stores, in store order (one name: the family's own).
-FAMILY_VARIABLES: dict[str, tuple[str, ...]] = {
-    **{name: (name,) for name in ALL_FEATURES},
-    "spectral": ("spectral_centroid", "spectral_bandwidth", "spectral_rolloff"),
-    "zcr": ("zero_crossing_rate",),
-}
+#: The built-in feature families, in store order (``audio-pipeline features`` lists them with
+#: plugins'); declared in :mod:`pipeline.families`.
+ALL_FEATURES: tuple[str, ...] = family_names()
+#: The default feature set: the classic tutorial's families.
+DEFAULT_FEATURES: tuple[str, ...] = default_names()
 
 
 def stft_frames(n_samples: int, n_fft: int, hop_length: int) -> int:
@@ -34,17 +30,19 @@ def stft_frames(n_samples: int, n_fft: int, hop_length: int) -> int:
 
 
 def parse_features(value: str | tuple[str, ...] | list[str]) -> tuple[str, ...]:
-    """Parse ``"mel,mfcc"`` or a sequence into a canonical, ordered, de-duplicated tuple."""
+    """Parse ``"mel,mfcc"`` or a sequence into a canonical (registry-ordered), de-duplicated tuple."""
     items = value.split(",") if isinstance(value, str) else list(value)
     names = [str(item).strip().lower() for item in items if str(item).strip()]
+    known = family_names()
     if not names:
-        raise ConfigError(f"Expected at least one feature out of {', '.join(ALL_FEATURES)}, got none")
-    unknown = sorted(set(names) - set(ALL_FEATURES))
+        raise ConfigError(f"Expected at least one feature out of {', '.join(known)}, got none")
+    unknown = sorted(set(names) - set(known))
     if unknown:
         raise ConfigError(
-            f"Expected features out of {', '.join(ALL_FEATURES)}, got unknown {', '.join(unknown)}"
+            f"Expected features out of {', '.join(known)}, got unknown {', '.join(unknown)}"
+            " (a plugin's families need --plugin)"
         )
-    return tuple(name for name in ALL_FEATURES if name in names)
+    return tuple(name for name in known if name in names)
 
 
 def _positive_int(name: str, value: object) -> int:
@@ -123,6 +121,10 @@ class FeatureConfig:
         if not fmin < fmax <= self.sr / 2.0:
             raise ConfigError(f"Expected fmin < fmax <= sr/2 ({self.sr / 2}), got fmax={fmax}")
         object.__setattr__(self, "fmax", float(fmax))
+        for name in self.features:
+            check = family(name).check
+            if check is not None:
+                check(self)
 
     # -- derived sizes -------------------------------------------------------------------
     @property
@@ -153,9 +155,14 @@ class FeatureConfig:
         return min(self.n_frames, 1 + n_samples // self.hop_length)
 
     @property
+    def variables(self) -> tuple[str, ...]:
+        """Every data variable this config's families produce, in store order (no summaries)."""
+        return tuple(v.name for name in self.features for v in family(name).variables)
+
+    @property
     def frame_variables(self) -> tuple[str, ...]:
-        """Frame-level data variables this config produces, in store order."""
-        return tuple(v for name in self.features for v in FAMILY_VARIABLES[name])
+        """The frame-level ones of :attr:`variables` (each has ``_mean`` and ``_std`` summaries)."""
+        return tuple(v.name for name in self.features for v in family(name).variables if v.per_frame)
 
     # -- dict round trip ------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:

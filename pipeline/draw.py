@@ -17,16 +17,20 @@ import numpy as np
 
 from .config import FeatureConfig
 from .errors import InputError
+from .families import Family, all_families
 from .figures import legend_outside, librosa_display
 from .spectrum import stft
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
-__all__ = ["AUDIO_KINDS", "DASH", "DRAW", "KINDS", "Clip"]
+__all__ = ["AUDIO_KINDS", "DASH", "DRAW", "KINDS", "TUTORIAL_FAMILIES", "Clip", "all_kinds", "draw_family"]
 
-#: Figure kinds, in the tutorial's order.
+#: The tutorial's figure kinds, in its order; each has its own drawing in :data:`DRAW`.
 KINDS: tuple[str, ...] = ("waveform", "spectrogram", "mel", "mfcc", "chroma", "spectral", "zcr")
+#: The families the tutorial's kinds draw (``rms`` over the waveform); every other family that
+#: declares a figure is a kind of its own, drawn by :func:`draw_family`.
+TUTORIAL_FAMILIES: frozenset[str] = frozenset({"spectrogram", "mel", "mfcc", "chroma", "spectral", "zcr", "rms"})
 #: Kinds drawn from audio samples (re-decoded for a store segment).
 AUDIO_KINDS: frozenset[str] = frozenset({"waveform", "spectrogram", "spectral", "zcr"})
 _ZOOM_SAMPLES = 100
@@ -77,6 +81,10 @@ class Clip:
     def times(self) -> np.ndarray:
         """Frame centres in seconds from the file's start."""
         return self.start + np.arange(self.n_frames) * (self.hop / self.sr)
+
+    def valid_frames(self, fam: Family) -> int:
+        """Frames of ``fam``'s framing that hold the clip's real samples."""
+        return int(fam.framing.valid_frames(self.config, np.array([self.n_samples]))[0])
 
     def samples(self) -> np.ndarray:
         """The real samples; the loaders give them whenever a kind of :data:`AUDIO_KINDS` is drawn."""
@@ -302,6 +310,45 @@ def _draw_zcr(fig: Figure, clip: Clip) -> None:
     curve.set_ylim(bottom=0.0)
     legend_outside(curve)
     _time_axis(curve, clip)
+
+
+def all_kinds() -> tuple[str, ...]:
+    """Every figure kind: the tutorial's, then one per other registered family with a figure."""
+    return KINDS + tuple(f.name for f in all_families() if f.figure is not None and f.name not in TUTORIAL_FAMILIES)
+
+
+def family_height(fam: Family) -> float:
+    """A family figure's height in inches: 3 per panel."""
+    return 1.0 + 3.0 * len(fam.variables)
+
+
+def draw_family(fig: Figure, clip: Clip, fam: Family) -> None:
+    """One panel per variable of ``fam``: an image over time for one with bins, a curve for one
+    value per frame; a per-segment value goes into its panel's title (or a panel of its own)."""
+    display = librosa_display()
+    axes = np.atleast_1d(fig.subplots(len(fam.variables), 1, sharex=True, squeeze=False)[:, 0])
+    per_segment = {v.name: clip.frames[v.name] for v in fam.variables if not v.per_frame and v.name in clip.frames}
+    hop = fam.framing.hop(clip.config)
+    first = fam.framing.first_centre(clip.config)
+    for ax, var in zip(axes, fam.variables, strict=True):
+        values = np.asarray(clip.frames.get(var.name, np.zeros(0)), dtype=np.float64)
+        if not var.per_frame:
+            ax.axis("off")
+            shown = ", ".join(f"{x:.4g}" for x in np.atleast_1d(values)[:12])
+            ax.set_title(f"{var.name}: {shown} {var.units} ({var.description})")
+            continue
+        times = clip.start + (first + np.arange(values.shape[0]) * hop) / clip.sr
+        if var.bins is not None:
+            image = display.specshow(values.T, x_coords=times if times.size > 1 else None, x_axis="s", ax=ax,
+                                     cmap="magma" if var.tolerance == "db" else "viridis")
+            ax.set_ylabel(var.bins.name)
+            fig.colorbar(image, ax=ax, label=var.units)
+        else:
+            ax.plot(times, values, color="tab:blue", label=var.name)
+            ax.set_ylabel(var.units)
+        extra = "".join(f"; {k} {float(np.ravel(v)[0]):.4g}" for k, v in per_segment.items())
+        ax.set_title(f"{var.name} ({var.description}){extra}")
+        _time_axis(ax, clip)
 
 
 #: Each kind's drawing function and its figure's height in inches (the width is 10).

@@ -7,6 +7,7 @@ __all__ = [
     "ConfigError",
     "ConfigMismatch",
     "DecodeError",
+    "FamilyError",
     "InputError",
     "PipelineError",
     "SchedulerError",
@@ -44,6 +45,10 @@ class InputError(PipelineError, ValueError):
 
 class DecodeError(PipelineError, RuntimeError):
     """An audio file cannot be decoded or fails a check (empty, non-finite samples)."""
+
+
+class FamilyError(PipelineError, RuntimeError):
+    """A feature family's kernel failed on a batch (raised, or returned a wrong or non-finite array)."""
 
 
 class SchemaError(PipelineError, ValueError):

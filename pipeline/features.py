@@ -16,11 +16,11 @@ from numpy.lib.stride_tricks import sliding_window_view
 
 from ._librosa import librosa
 from .config import FeatureConfig
-from .errors import ConfigError, InputError
-from .filterbanks import bin_moments, chroma_basis, dct_basis, mel_basis, per_segment_product
+from .errors import ConfigError
+from .filterbanks import bin_moments, chroma_basis, per_segment_product
 from .kernel_checks import check_array, check_batch, check_frame_counts, check_positive_int
 from .schema import SUMMARY_STATS
-from .spectrum import SILENT_DB, clip_top_db, live_frames, magnitude_spectrogram, power_to_db, stft
+from .spectrum import live_frames, magnitude_spectrogram, power_to_db, stft
 from .tuning import estimate_tuning
 
 __all__ = [
@@ -38,8 +38,6 @@ __all__ = [
 
 #: the smallest normal float32: a frame whose total is below it is left unnormalised (librosa)
 _TINY32 = np.finfo(np.float32).tiny
-#: the spectral families: the ones computed from the STFT
-_SPECTRAL_FAMILIES = frozenset({"spectrogram", "mel", "mfcc", "chroma", "spectral"})
 
 
 def _check_frames(frame_length: object, hop_length: object) -> None:
@@ -173,7 +171,7 @@ def zero_crossing_rate(*, y: np.ndarray, frame_length: int = 2048, hop_length: i
     return (counts / frame_length).astype(np.float32)
 
 
-def _spectral(magnitude: np.ndarray, live: np.ndarray, config: FeatureConfig) -> dict[str, np.ndarray]:
+def spectral_shape(magnitude: np.ndarray, live: np.ndarray, config: FeatureConfig) -> dict[str, np.ndarray]:
     """Spectral centroid, bandwidth (``p=2``) and rolloff (``roll_percent=0.85``) of each frame.
 
     The moments are one float64 product of the spectra with the columns 1, k, k^2 (k the bin):
@@ -221,7 +219,7 @@ def _spectral(magnitude: np.ndarray, live: np.ndarray, config: FeatureConfig) ->
     }
 
 
-def _chroma(power: np.ndarray, live: np.ndarray, config: FeatureConfig) -> np.ndarray:
+def chroma_from_power(power: np.ndarray, live: np.ndarray, config: FeatureConfig) -> np.ndarray:
     """``librosa.feature.chroma_stft`` of each segment from its power spectrogram.
 
     Each segment's own tuning (:func:`~pipeline.tuning.estimate_tuning`), each segment's own
@@ -252,30 +250,30 @@ def _chroma(power: np.ndarray, live: np.ndarray, config: FeatureConfig) -> np.nd
 
 
 def compute_features(y: np.ndarray, config: FeatureConfig) -> dict[str, np.ndarray]:
-    """Every frame-level variable of ``config`` for a batch of segments.
+    """Every variable of ``config.features`` for a batch of segments.
 
-    One STFT per segment, and only over the frames up to the batch's last one with audio: the
-    frames after it lie in zero-padding, and their features are librosa's constants for a zero
-    spectrum (-100 dB, 0). A segment's arrays are the same bits whatever batch it comes in.
+    Each family (:mod:`pipeline.families`) computes from the batch's shared intermediates, each
+    computed once: one STFT per segment, and only over the frames up to the batch's last one
+    with audio (the frames after it lie in zero-padding, and their features are a family's
+    constants for a zero spectrum: -100 dB, 0). A segment's arrays are the same bits whatever
+    batch it comes in.
 
     Parameters
     ----------
     y : np.ndarray [shape=(n, config.segment_samples)]
         Zero-padded segments of audio at ``config.sr``; any real dtype (cast to float32).
     config : FeatureConfig
-        What to compute and how: ``features`` (the families), ``sr``, ``n_fft`` and
-        ``hop_length`` (the STFT, and the frames of ``zcr`` and ``rms``), ``n_mels``, ``fmin``
-        and ``fmax`` (the mel filterbank), ``n_mfcc``, ``n_chroma``, and ``segment_seconds``
-        (the segment length ``y`` must have).
+        What to compute and how: ``features`` (the families) and their parameters, and
+        ``segment_seconds`` (the segment length ``y`` must have).
 
     Returns
     -------
     features : dict of str to np.ndarray
-        One C-contiguous float32 array per name of ``config.frame_variables``, in that order:
-        ``[shape=(n, config.n_frames)]`` for ``spectral_centroid``, ``spectral_bandwidth``,
-        ``spectral_rolloff``, ``zero_crossing_rate`` and ``rms``;
-        ``[shape=(n, config.n_frames, bins)]`` for ``spectrogram`` (``1 + n_fft // 2`` bins, dB),
-        ``mel`` (``n_mels``, dB), ``mfcc`` (``n_mfcc``) and ``chroma`` (``n_chroma``).
+        One C-contiguous float32 array per variable of ``config.features``, in store order:
+        ``[shape=(n, frames[, bins])]`` for a frame-level variable (frames of its family's
+        framing: ``config.n_frames`` for the STFT's), ``[shape=(n[, bins])]`` for a
+        per-segment one. Bins: ``spectrogram`` ``1 + n_fft // 2`` (dB), ``mel`` ``n_mels``
+        (dB), ``mfcc`` ``n_mfcc``, ``chroma`` ``n_chroma``; the rest ``docs/store.md``.
 
     Raises
     ------
@@ -284,67 +282,18 @@ def compute_features(y: np.ndarray, config: FeatureConfig) -> dict[str, np.ndarr
         ``config.segment_samples`` long.
     ConfigError
         ``config`` is not a :class:`~pipeline.config.FeatureConfig`.
+    FamilyError
+        A family's kernel failed or returned a wrong array.
 
     See Also
     --------
-    pipeline.testing.reference_segment : the same variables from plain librosa calls
+    pipeline.testing.reference_segment : the same variables from their reference libraries
     """
     if not isinstance(config, FeatureConfig):
         raise ConfigError(f"Expected config to be a FeatureConfig, got a {type(config).__name__}")
-    y = check_batch(y)
-    if y.shape[1] != config.segment_samples:
-        raise InputError(f"Expected segments of {config.segment_samples} samples, got {y.shape[1]}")
-    feats = set(config.features)
-    out: dict[str, np.ndarray] = {}
-    if feats & _SPECTRAL_FAMILIES:
-        out.update(_spectral_features(y, feats, config))
-    if "zcr" in feats:
-        out["zero_crossing_rate"] = zero_crossing_rate(y=y, frame_length=config.n_fft, hop_length=config.hop_length)
-    if "rms" in feats:
-        out["rms"] = rms(y=y, frame_length=config.n_fft, hop_length=config.hop_length)
-    return {name: np.ascontiguousarray(out[name], dtype=np.float32) for name in config.frame_variables}
+    from .families.inputs import compute
 
-
-def _spectral_features(y: np.ndarray, feats: set[str], config: FeatureConfig) -> dict[str, np.ndarray]:
-    """The variables of the spectral families in ``feats``, from one STFT of the checked ``y``."""
-    # only the frames up to the batch's last one with audio: the rest (zero-padding) have
-    # zero spectra, whose features are constants (-100 dB, 0) filled in by _extend
-    n_frames = config.n_frames
-    live = live_frames(y, config.n_fft, config.hop_length)
-    magnitude = magnitude_spectrogram(y=y, n_fft=config.n_fft, hop_length=config.hop_length,
-                                      n_frames=max(1, int(live.max(initial=0))), live=live)
-    power = np.square(magnitude)
-    out: dict[str, np.ndarray] = {}
-    if "spectrogram" in feats:
-        out["spectrogram"] = _extend(power_to_db(S=power), n_frames, SILENT_DB)
-    if feats & {"mel", "mfcc"}:
-        basis = mel_basis(config.sr, config.n_fft, config.n_mels, config.fmin, float(config.fmax or config.sr / 2))
-        mel_db = _extend(power_to_db(S=per_segment_product(power, basis, live)), n_frames, SILENT_DB)
-        if "mel" in feats:
-            out["mel"] = mel_db
-        if "mfcc" in feats:
-            # top_db clips at each segment's peak, over all its frames (silent ones included)
-            clipped = clip_top_db(mel_db, 80.0)
-            # every segment's product has the config's shape: its bits are the segment's own
-            full = np.full(power.shape[0], n_frames)
-            out["mfcc"] = per_segment_product(clipped, dct_basis(config.n_mels, config.n_mfcc), full)
-    if "chroma" in feats:
-        out["chroma"] = _extend(_chroma(power, live, config), n_frames, 0.0)
-    if "spectral" in feats:
-        out.update({name: _extend(values, n_frames, 0.0) for name, values in _spectral(magnitude, live, config).items()})
-    return out
-
-
-def _extend(values: np.ndarray, n_frames: int, fill: float) -> np.ndarray:
-    """``values`` ``(n, frames[, bins])`` padded along frames to ``n_frames`` with ``fill``."""
-    if values.shape[1] >= n_frames:
-        if values.shape[1] != n_frames:
-            raise InputError(f"Expected at most {n_frames} frames, got {values.shape[1]}")
-        return values
-    out = np.empty((values.shape[0], n_frames, *values.shape[2:]), dtype=np.float32)
-    out[:, : values.shape[1]] = values
-    out[:, values.shape[1] :] = fill
-    return out
+    return compute(y, config)
 
 
 def summarize(values: np.ndarray, valid_frames: np.ndarray) -> dict[str, np.ndarray]:

@@ -11,16 +11,17 @@ from __future__ import annotations
 
 import functools
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from .config import FeatureConfig
-from .errors import DecodeError, InputError, StorageError, one_line
+from .errors import DecodeError, FamilyError, InputError, StorageError, one_line
+from .families import family, iter_variables
 from .features import compute_features, summarize
-from .schema import SUMMARY_STATS, VARIABLES, bins_size, resampled_length, segment_starts
+from .schema import SUMMARY_STATS, resampled_length, segment_starts
 from .settings import setting
 
 if TYPE_CHECKING:
@@ -49,6 +50,7 @@ class SegmentAudio:
 
     rows: list[int] = field(default_factory=list)
     valid_frames: list[int] = field(default_factory=list)
+    valid_samples: list[int] = field(default_factory=list)
     audio_seconds: float = 0.0
     warning: str = ""
     decode_seconds: float = 0.0
@@ -154,6 +156,7 @@ def decode_segments(
         out[k, :real] = y[offset : offset + real]
         result.rows.append(k)
         result.valid_frames.append(config.valid_frames(real))
+        result.valid_samples.append(real)
         result.audio_seconds += real / config.sr
     result.resample_seconds = decoded.resample_seconds
     result.decode_seconds = time.perf_counter() - t0 - decoded.resample_seconds
@@ -161,14 +164,14 @@ def decode_segments(
 
 
 def allocate(n: int, config: FeatureConfig) -> dict[str, np.ndarray]:
-    """The arrays of ``n`` segments: every frame variable and its summaries, NaN until computed."""
+    """The arrays of ``n`` segments: every variable and frame-level summary, NaN until computed."""
     arrays: dict[str, np.ndarray] = {}
-    for name in config.frame_variables:
-        dim = VARIABLES[name].bins_dim
-        bins = (bins_size(dim, config),) if dim else ()
-        arrays[name] = np.full((n, config.n_frames, *bins), np.nan, dtype=np.float32)
-        for stat in SUMMARY_STATS:
-            arrays[f"{name}_{stat}"] = np.full((n, *bins), np.nan, dtype=np.float32)
+    for fam, var in iter_variables(config.features):
+        shape = fam.shape(var, config)
+        arrays[var.name] = np.full((n, *shape), np.nan, dtype=np.float32)
+        if var.per_frame:
+            for stat in SUMMARY_STATS:
+                arrays[f"{var.name}_{stat}"] = np.full((n, *shape[1:]), np.nan, dtype=np.float32)
     return arrays
 
 
@@ -182,8 +185,8 @@ def _runs(rows: np.ndarray, size: int) -> Iterator[slice | np.ndarray]:
             yield batch
 
 
-def featurize_rows(rows: np.ndarray, audio: np.ndarray, valid_frames: np.ndarray, config: FeatureConfig,
-                   arrays: dict[str, np.ndarray]) -> float:
+def featurize_rows(rows: np.ndarray, audio: np.ndarray, valid_samples: np.ndarray, config: FeatureConfig,
+                   arrays: dict[str, np.ndarray], where: Callable[[int], str] | None = None) -> float:
     """Features and summaries of ``audio[rows]`` into ``arrays[...][rows]``, in bounded batches.
 
     Parameters
@@ -192,30 +195,58 @@ def featurize_rows(rows: np.ndarray, audio: np.ndarray, valid_frames: np.ndarray
         Rows to featurise, ascending.
     audio : np.ndarray [shape=(n, segment_samples)], float32
         Zero-padded segments.
-    valid_frames : np.ndarray [shape=(n,)], int32
-        Frames of real audio per row (summaries are taken over those).
+    valid_samples : np.ndarray [shape=(n,)], int
+        Samples of real audio per row: summaries are taken over the frames of each family's
+        framing that hold them.
     config : FeatureConfig
     arrays : dict of str to np.ndarray
         From :func:`allocate` for ``n`` rows; filled in place.
+    where : callable ``row -> str``, optional
+        Names a row's file and segment in the error of a family that fails on it.
 
     Returns
     -------
     float
         Seconds taken.
+
+    Raises
+    ------
+    FamilyError
+        A family failed: the message names the family, and the first row it fails on.
     """
     t0 = time.perf_counter()
     batch_segments = int(setting("batch-segments"))
+    families = [family(name) for name in config.features]
     # one BLAS thread: a segment's numbers do not depend on where (or how threaded) it ran
     with _blas().limit(limits=1, user_api="blas"):
         for batch in _runs(rows, batch_segments):
-            feats = compute_features(audio[batch], config)
-            frames = valid_frames[batch]
-            for name, values in feats.items():
-                arrays[name][batch] = values
-                stats = summarize(values, frames)
-                for stat in SUMMARY_STATS:
-                    arrays[f"{name}_{stat}"][batch] = stats[stat]
+            try:
+                feats = compute_features(audio[batch], config)
+            except FamilyError as exc:
+                raise _locate(exc, np.arange(audio.shape[0])[batch], audio, config, where) from exc
+            samples = valid_samples[batch]
+            for fam in families:
+                frames = fam.framing.valid_frames(config, samples)
+                for var in fam.variables:
+                    values = feats[var.name]
+                    arrays[var.name][batch] = values
+                    if var.per_frame:
+                        stats = summarize(values, frames)
+                        for stat in SUMMARY_STATS:
+                            arrays[f"{var.name}_{stat}"][batch] = stats[stat]
     return time.perf_counter() - t0
+
+
+def _locate(exc: FamilyError, rows: np.ndarray, audio: np.ndarray, config: FeatureConfig,
+            where: Callable[[int], str] | None) -> FamilyError:
+    """``exc`` naming the first row of the batch ``rows`` a family fails on alone."""
+    for row in rows.tolist():
+        try:
+            compute_features(audio[row : row + 1], config)
+        except FamilyError as single:
+            place = where(row) if where is not None else f"row {row}"
+            return FamilyError(f"{single} on {place}")
+    return FamilyError(f"{exc} on a batch of {rows.size} segments (each alone succeeds)")
 
 
 @functools.lru_cache(maxsize=1)
@@ -284,8 +315,11 @@ def featurize_file(
     valid[rows] = True
     valid_frames = np.zeros(n, dtype=np.int32)
     valid_frames[rows] = decoded.valid_frames
+    valid_samples = np.zeros(n, dtype=np.int64)
+    valid_samples[rows] = decoded.valid_samples
     arrays = allocate(n, config)
-    featurize_rows(rows, audio, valid_frames, config, arrays)
+    featurize_rows(rows, audio, valid_samples, config, arrays,
+                   where=lambda row: f"{uri} segment {segments.start + row}")
     starts = segment_starts(resampled_length(info.frames, info.sample_rate, config.sr), config)
     return FileFeatures(arrays=arrays, valid=valid, valid_frames=valid_frames,
                         offsets=starts[segments.start : segments.stop] / config.sr,

@@ -22,7 +22,9 @@ import numpy as np
 
 from .cluster import Runner, auto_scheduler, cluster, owns_cluster
 from .config import FeatureConfig
+from .families.plugins import loaded_sources
 from .gate import TemplateGate
+from .grow import add_families, added_families, pending_families
 from .io import check_url_credentials, list_inputs, normalise_store_url, sanitize_storage_options
 from .labels import DEFAULT_SPLIT_FRACTIONS, assign_labels
 from .lock import StoreLock
@@ -30,7 +32,15 @@ from .probe import FileInfo, ManifestEntry, probe_many
 from .results import ExtractReport
 from .schema import Layout, build_layout
 from .settings import setting
-from .store import as_text, changed_files, open_raw, remove_store, store_exists
+from .store import (
+    as_text,
+    changed_files,
+    family_flags,
+    open_raw,
+    remove_store,
+    store_config,
+    store_exists,
+)
 from .write import (
     append,
     check_existing,
@@ -47,13 +57,19 @@ if TYPE_CHECKING:
 __all__ = ["ExtractReport", "extract", "plan_tasks"]
 
 
-def plan_tasks(layout: Layout, pending: Sequence[int] | None = None) -> list[ChunkTask]:
-    """One task per chunk: the parts of files whose segments fall into it."""
+def plan_tasks(layout: Layout, pending: Sequence[int] | None = None, *, flags: Sequence[str] = (),
+               partial: Mapping[int, tuple[str, ...]] | None = None) -> list[ChunkTask]:
+    """One task per chunk: the parts of files whose segments fall into it.
+
+    ``pending`` chunks are computed whole and set the added families' ``flags`` before
+    ``chunk_done``; ``partial`` chunks (done) compute only the families given for each.
+    """
     # the chunk module brings the kernels (librosa): imported when there is work, not with graph
     from .chunk import ChunkFile, ChunkTask
 
     wanted = range(layout.n_chunks) if pending is None else pending
-    by_chunk: dict[int, list[ChunkFile]] = {c: [] for c in wanted}
+    partial = partial or {}
+    by_chunk: dict[int, list[ChunkFile]] = {c: [] for c in [*wanted, *partial]}
     for index, record in enumerate(layout.files):
         if record.n_segments == 0:
             continue
@@ -69,7 +85,10 @@ def plan_tasks(layout: Layout, pending: Sequence[int] | None = None) -> list[Chu
     tasks = []
     for c in wanted:
         lo, hi = layout.chunk_bounds(c)
-        tasks.append(ChunkTask(index=c, start=lo, stop=hi, files=tuple(by_chunk[c])))
+        tasks.append(ChunkTask(index=c, start=lo, stop=hi, files=tuple(by_chunk[c]), flags=tuple(flags)))
+    for c, names in partial.items():
+        lo, hi = layout.chunk_bounds(c)
+        tasks.append(ChunkTask(index=c, start=lo, stop=hi, files=tuple(by_chunk[c]), families=names))
     return tasks
 
 
@@ -143,15 +162,22 @@ def _extract_claimed(
     scheduler, probed = auto_scheduler(uris, options, client=client, scheduler=scheduler, workers=workers, out=out)
     with cluster(client, scheduler, workers, out) as dask_client:
         runner = Runner(dask_client)
+        plugins = loaded_sources(config.features)
+        if dask_client is not None and plugins:
+            from .families.worker import ship_plugins
+
+            ship_plugins(dask_client, plugins)
+        flags: tuple[str, ...] = ()
+        partial: dict[int, tuple[str, ...]] = {}
         if existing:
-            layout, pending = _resume(store_url, options, config, uris, assigned, runner, probed, out)
+            layout, pending, flags, partial = _resume(store_url, options, config, uris, assigned, runner, probed, out)
         else:
             entries = _manifest(runner, uris, options, assigned, probed)
             layout = build_layout(entries, config, chunk=segment_chunk)
             extra = {"split_fractions": [float(f) for f in split_fractions]}
             template = functools.partial(write_template, store_url, options, layout, config, extra)
             pending = list(range(layout.n_chunks))
-        tasks = plan_tasks(layout, pending)
+        tasks = plan_tasks(layout, pending, flags=flags, partial=partial)
         report.chunks_total = layout.n_chunks
         report.chunks_skipped = layout.n_chunks - len(tasks)
         # on a cluster that lives in this process, a new store's template is written while the
@@ -190,13 +216,19 @@ def _extract_claimed(
 
 def _resume(store_url: str, options: Mapping[str, Any], config: FeatureConfig, uris: Sequence[str],
             assigned: Mapping[str, tuple[str, str]], runner: Runner, probed: Mapping[str, FileInfo] | None,
-            out: TextIO) -> tuple[Layout, list[int]]:
-    """An existing store's layout (grown by the inputs it does not hold yet) and its chunks not done."""
+            out: TextIO) -> tuple[Layout, list[int], tuple[str, ...], dict[int, tuple[str, ...]]]:
+    """An existing store's layout (grown by the inputs it does not hold yet, and by the families
+    ``config`` adds), its chunks not done, the added families' flags those set, and the done
+    chunks whose added families are not (each with those families)."""
     # what this process reads of the store (coordinates, reports) is small: read here, not
     # through the cluster's scheduler (chunk and probe tasks go there explicitly)
     with dask.config.set(scheduler="synchronous"):
         rollback_unfinished_append(store_url, options)
         ds = open_raw(store_url, options)
+        added = added_families(store_url, store_config(ds.attrs), config)
+        if added:
+            add_families(store_url, options, config, added)
+            ds = open_raw(store_url, options)
         known = set(as_text(ds["file_path"]))
         new = [u for u in uris if u not in known]
         layout = layout_from_store(ds)
@@ -211,7 +243,12 @@ def _resume(store_url: str, options: Mapping[str, Any], config: FeatureConfig, u
             layout = append(store_url, options, layout, entries, config)
             print(f"appending {len(new)} new files ({layout.n_chunks - done.size} new chunks)", file=out)
             done = np.concatenate([done, np.zeros(layout.n_chunks - done.size, dtype=bool)])
-    return layout, [int(c) for c in np.flatnonzero(~done)]
+        partial = pending_families(ds, config)
+        if partial:
+            names = sorted({name for names in partial.values() for name in names})
+            print(f"adding families {', '.join(names)}: {len(partial)} done chunks to compute them for", file=out)
+        flags = tuple(flag for name, flag in family_flags(ds.attrs).items() if name in config.features)
+    return layout, [int(c) for c in np.flatnonzero(~done)], flags, partial
 
 
 def _manifest(runner: Runner, uris: Sequence[str], options: Mapping[str, Any], assigned: Mapping[str, tuple[str, str]],

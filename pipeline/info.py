@@ -9,7 +9,15 @@ import numpy as np
 
 from .config import FeatureConfig
 from .schema import SPLITS
-from .store import as_text, changed_files, completeness, label_counts, open_raw, store_versions
+from .store import (
+    as_text,
+    changed_files,
+    completeness,
+    label_counts,
+    open_raw,
+    store_families,
+    store_versions,
+)
 
 __all__ = ["format_info"]
 
@@ -43,6 +51,14 @@ def format_info(url: str, storage_options: Mapping[str, Any] | None = None, *, c
         f"complete: {comp.chunks_done}/{comp.chunks_total} chunks ({100 * comp.fraction:.0f}%), "
         f"{comp.segments_visible} of {comp.segments_total} segments visible"
     )
+    origins = store_families(ds.attrs)
+    lines.append("families: " + ", ".join(
+        f"{name}" + (f" v{origins[name]['version']}" if name in origins else "")
+        + (f" (plugin {origins[name]['module']})" if "source_sha256" in origins.get(name, {}) else "")
+        + (" (added)" if origins.get(name, {}).get("flag") else "")
+        + f" {done}/{comp.chunks_total}"
+        for name, done in comp.families.items()
+    ))
     lines.append("config: " + " ".join(f"{k}={v}" for k, v in config.items()))
     lines.append("versions: " + " ".join(f"{k}={v}" for k, v in store_versions(ds.attrs).items()))
     lines.append(f"created: {ds.attrs.get('created')}  updated: {ds.attrs.get('updated')}")

@@ -25,9 +25,10 @@ from typing import Any
 
 import numpy as np
 
-from .config import FAMILY_VARIABLES, FeatureConfig
-from .draw import AUDIO_KINDS, DASH, DRAW, KINDS, Clip
+from .config import FeatureConfig
+from .draw import AUDIO_KINDS, DASH, DRAW, KINDS, Clip, all_kinds, draw_family, family_height
 from .errors import ConfigError, DecodeError, InputError, SchemaError, StorageError
+from .families import family
 from .featurize import decode_segments, featurize_file
 from .figures import librosa_display, mpl_text, new_figure, save_figure
 from .probe import probe_file
@@ -43,31 +44,37 @@ DEFAULT_SR = 22050
 #: Audio files longer than this are drawn from their first ``MAX_SECONDS`` seconds.
 MAX_SECONDS = 30.0
 
-#: Feature family each kind needs from the pipeline (``None``: samples only).
+#: Feature family each tutorial kind needs from the pipeline (``None``: samples only); every
+#: other kind is a family of its own.
 _FAMILY: dict[str, str | None] = {
     "waveform": "rms", "spectrogram": None, **{kind: kind for kind in ("mel", "mfcc", "chroma", "spectral", "zcr")},
 }
 
 
+def _family_of(kind: str) -> str | None:
+    return _FAMILY.get(kind, kind)
+
+
 def _stored(kind: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
     """Stored variables a kind draws: those it needs, and those it overlays when there (RMS)."""
-    family = _FAMILY[kind]
-    if family is None:
+    name = _family_of(kind)
+    if name is None:
         return (), ()
     if kind == "waveform":
-        return (), FAMILY_VARIABLES[family]
-    return FAMILY_VARIABLES[family], ()
+        return (), family(name).variable_names
+    return family(name).variable_names, ()
 
 
 # -- arguments ---------------------------------------------------------------------------------
 def _kinds(kinds: Sequence[str] | str) -> list[str]:
     items = [kinds] if isinstance(kinds, str) else list(kinds)
     if not items:
-        raise InputError(f"Expected at least one figure kind out of {', '.join(KINDS)}, got none")
-    unknown = [k for k in items if not isinstance(k, str) or k not in KINDS]
+        raise InputError(f"Expected at least one figure kind out of {', '.join(all_kinds())}, got none")
+    kinds_known = all_kinds()
+    unknown = [k for k in items if not isinstance(k, str) or k not in kinds_known]
     if unknown:
         raise InputError(
-            f"Expected figure kinds out of {', '.join(KINDS)}, got {', '.join(repr(u) for u in unknown)}"
+            f"Expected figure kinds out of {', '.join(kinds_known)}, got {', '.join(repr(u) for u in unknown)}"
         )
     return list(dict.fromkeys(items))
 
@@ -119,7 +126,7 @@ def _from_audio(source: str, kinds: list[str], sr: int, storage_options: Mapping
     stop = min(total, int(MAX_SECONDS * sr))
     if stop <= 0:
         raise InputError(f"Expected audio samples in {source}, got none")
-    families = tuple(dict.fromkeys(f for k in kinds if (f := _FAMILY[k]) is not None))
+    families = tuple(dict.fromkeys(f for k in kinds if (f := _family_of(k)) is not None))
     # one segment covering the clip (at least one FFT window, zero-padded like a store segment)
     samples = max(stop, FeatureConfig().n_fft)
     try:
@@ -134,11 +141,24 @@ def _from_audio(source: str, kinds: list[str], sr: int, storage_options: Mapping
     if result.audio is None or not result.valid[0]:
         raise InputError(f"Expected audio samples in {source}, got none")
     valid = int(result.valid_frames[0])
-    frames = {name: result.arrays[name][0, :valid] for name in config.frame_variables} if families else {}
+    frames = _valid(result.arrays, config, stop) if families else {}
     name = os.path.basename(source.rstrip("/")) or source
     title = name if stop == total else f"{name} (first {MAX_SECONDS:g} s of {total / sr:.1f} s)"
     return Clip(title=title, config=config, start=0.0, frames=frames, n_frames=valid, n_samples=stop,
                 y=result.audio[0, :stop])
+
+
+def _valid(arrays: Mapping[str, np.ndarray], config: FeatureConfig, n_samples: int) -> dict[str, np.ndarray]:
+    """Each variable of ``arrays`` (first segment) over its family's frames holding the first
+    ``n_samples`` real samples; per-segment variables as they are."""
+    out: dict[str, np.ndarray] = {}
+    for name in config.features:
+        fam = family(name)
+        valid = int(fam.framing.valid_frames(config, np.array([n_samples]))[0])
+        for var in fam.variables:
+            if var.name in arrays:
+                out[var.name] = arrays[var.name][0, :valid] if var.per_frame else arrays[var.name][0]
+    return out
 
 
 def _decode_segment(path: str, start: int, config: FeatureConfig, storage_options: Mapping[str, Any] | None,
@@ -187,7 +207,6 @@ def _from_store(source: str, segment: int, kinds: list[str], storage_options: Ma
     row = ds.isel(segment=pos)
     valid = int(row["segment_valid_frames"].values)
     loaded = row[list(dict.fromkeys(names))].compute() if names else None
-    frames = {name: np.asarray(loaded[name].values)[:valid] for name in names} if loaded is not None else {}
     f = int(row["segment_file"].values)
     path = str(as_text(ds["file_path"])[f])
     offset = float(row["segment_offset"].values)
@@ -206,6 +225,8 @@ def _from_store(source: str, segment: int, kinds: list[str], storage_options: Ma
     else:  # the file's length as extracted (the header facts the store keeps)
         total = resampled_length(int(ds["file_frames"].values[f]), int(ds["file_sample_rate"].values[f]), config.sr)
         n_samples = max(1, min(config.segment_samples, total - start))
+    arrays = {name: np.asarray(loaded[name].values)[None] for name in names} if loaded is not None else {}
+    frames = _valid(arrays, config, int(n_samples))
     name = os.path.basename(path.rstrip("/")) or path
     title = f"{name} [{label}], segment {int(segment)}: {start / config.sr:.2f}{DASH}{(start + n_samples) / config.sr:.2f} s{note}"
     return Clip(title=title, config=config, start=start / config.sr, frames=frames, n_frames=valid,
@@ -231,7 +252,9 @@ def plot(
         Figures to draw, out of :data:`KINDS`: ``waveform`` (amplitude envelope and RMS),
         ``spectrogram`` (linear and log frequency axes), ``mel``, ``mfcc``, ``chroma``,
         ``spectral`` (centroid, rolloff and bandwidth for p = 2, 3, 4 over the waveform) and
-        ``zcr`` (zero crossings in a 100-sample window and the zero-crossing-rate curve).
+        ``zcr`` (zero crossings in a 100-sample window and the zero-crossing-rate curve); and
+        one kind per other feature family (``contrast``, ``onset``, ``fbank``..., a plugin's):
+        its variables over time (:func:`pipeline.draw.all_kinds` lists them).
     out : str
         Output path ending in ``.png`` or ``.svg``: written as is for one kind; with several
         kinds each goes to ``<stem>_<kind><ext>`` next to it (:func:`output_paths`).
@@ -274,9 +297,14 @@ def plot(
         clip = _from_store(source, segment, names, storage_options)
     written: list[str] = []
     for kind, path in paths.items():
-        draw, height = DRAW[kind]
-        fig = new_figure(10.0, height)
-        draw(fig, clip)
+        if kind in DRAW:
+            draw, height = DRAW[kind]
+            fig = new_figure(10.0, height)
+            draw(fig, clip)
+        else:
+            fam = family(kind)
+            fig = new_figure(10.0, family_height(fam))
+            draw_family(fig, clip, fam)
         fig.suptitle(mpl_text(clip.title), fontsize="large")
         save_figure(fig, path)
         written.append(path)

@@ -21,9 +21,9 @@ import xarray as xr
 from dask.base import compute as dask_compute
 
 from ._callable import make_module_callable
-from .config import FAMILY_VARIABLES
-from .errors import InputError, SchemaError, StorageError, one_line
-from .schema import SPLITS, SUMMARY_STATS, VARIABLES
+from .errors import ConfigError, InputError, SchemaError, StorageError, one_line
+from .families import is_frame_dim, variable
+from .schema import SPLITS, SUMMARY_STATS
 from .standardize import moments
 from .store import as_text, open_store, store_config
 
@@ -52,12 +52,31 @@ def _names(value: Sequence[str] | str, what: str) -> list[str]:
     return items
 
 
+def _family_of(ds: xr.Dataset, name: str) -> str | None:
+    """The family a data variable belongs to: its ``family`` attribute (stores before the
+    registry: the registry's, from the name)."""
+    fam = ds[name].attrs.get("family")
+    if fam:
+        return str(fam)
+    base, _, stat = name.rpartition("_")
+    for candidate in (name, base if stat in SUMMARY_STATS else ""):
+        try:
+            return variable(candidate)[0].name if candidate else None
+        except ConfigError:
+            continue
+    return None
+
+
 def _store_summaries(ds: xr.Dataset) -> list[str]:
+    """Per-segment vectors: each frame-level variable's summaries and per-segment variables
+    (``tempo``), of every family the store holds, in store order."""
     out: list[str] = []
-    for name in ds.data_vars:
-        base, _, stat = str(name).rpartition("_")
-        if stat in SUMMARY_STATS and base in VARIABLES and ds[name].dims[:1] == ("segment",):
-            out.append(str(name))
+    for name in map(str, ds.data_vars):
+        dims = ds[name].dims
+        if dims[:1] != ("segment",) or any(is_frame_dim(str(d)) for d in dims[1:]):
+            continue
+        if _family_of(ds, name) is not None:
+            out.append(name)
     return out
 
 
@@ -95,16 +114,16 @@ def summary_variables(ds: xr.Dataset, vars: Sequence[str] | None = None) -> list
         if name in available:
             wanted.add(name)
             continue
-        bases = FAMILY_VARIABLES.get(name, (name,))
-        matches = [f"{base}_{stat}" for base in bases for stat in SUMMARY_STATS if f"{base}_{stat}" in available]
+        matches = [v for v in available if _family_of(ds, v) == name]
+        matches = matches or [f"{name}_{stat}" for stat in SUMMARY_STATS if f"{name}_{stat}" in available]
         if matches:
             wanted.update(matches)
         else:
             unknown.append(name)
     if unknown:
-        frame_level = list(dict.fromkeys(v.rpartition("_")[0] for v in available))
+        families = list(dict.fromkeys(str(_family_of(ds, v)) for v in available))
         raise InputError(
-            f"Expected variables among {', '.join(frame_level)} or {', '.join(available)}, "
+            f"Expected families among {', '.join(families)} or variables among {', '.join(available)}, "
             f"got unknown {', '.join(repr(u) for u in unknown)}"
         )
     return [name for name in available if name in wanted]
@@ -199,7 +218,7 @@ def segment_ids(ds: xr.Dataset) -> np.ndarray:
         return np.asarray(ds["segment"].values).astype(np.int64)
     seg_file = np.asarray(ds["segment_file"].values).astype(np.int64)
     first = np.asarray(ds["file_first_segment"].values).astype(np.int64)
-    hop = store_config(ds.attrs).segment_hop_samples
+    hop = store_config(ds.attrs, known_families_only=True).segment_hop_samples
     sr = int(ds.attrs["sr"])
     within = np.rint(np.asarray(ds["segment_offset"].values, dtype=np.float64) * sr / hop).astype(np.int64)
     ids = np.full(seg_file.shape, -1, dtype=np.int64)

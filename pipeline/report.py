@@ -35,6 +35,7 @@ from .store import (
     open_raw,
     open_store,
     store_config,
+    store_families,
     store_versions,
     visible_segments,
 )
@@ -127,7 +128,14 @@ def _overview(store: str, raw: xr.Dataset) -> str:
     ok = status == "ok"
     state = ('<span class="ok">complete</span>' if comp.complete
              else f'<span class="bad">incomplete: {100 * comp.fraction:.0f}%</span>')
+    origins = store_families(raw.attrs)
+    families = ", ".join(
+        f"{name} v{origins.get(name, {}).get('version', '?')}"
+        + (f" (plugin {origins[name]['module']})" if "source_sha256" in origins.get(name, {}) else "")
+        + ("" if done == comp.chunks_total else f" ({done} of {comp.chunks_total} chunks)")
+        for name, done in comp.families.items())
     rows = [
+        ("families", families),
         ("chunks done", f"{comp.chunks_done} of {comp.chunks_total}"),
         ("segments visible", f"{comp.segments_visible} of {comp.segments_total}"),
         ("files", f"{status.size}: {int(ok.sum())} ok ({int((ok & (warning != '')).sum())} with warnings), "
@@ -143,7 +151,8 @@ def _overview(store: str, raw: xr.Dataset) -> str:
 
 
 def _config(raw: xr.Dataset) -> str:
-    config = store_config(raw.attrs).to_dict()
+    config = store_config(raw.attrs, known_families_only=True).to_dict()
+    config["features"] = list(raw.attrs.get("features") or config["features"])  # a plugin's too
     rows = [(key, ", ".join(map(str, value)) if isinstance(value, list) else value) for key, value in config.items()]
     versions = store_versions(raw.attrs)
     if versions:
@@ -194,9 +203,26 @@ def _durations(raw: xr.Dataset, colors: Mapping[str, Any]) -> str:
     return _img(fig, "histogram of file durations")
 
 
+def _box_features(ds: xr.Dataset) -> list[tuple[str, int | None, str]]:
+    """:data:`BOX_FEATURES`, then one scalar per segment of each other family the store holds
+    (``tempo``, ``spectral_flatness_mean``...; at most 4 more), named by its attributes."""
+    out = list(BOX_FEATURES)
+    tutorial = {"mel", "mfcc", "chroma", "spectral", "zcr", "rms", "spectrogram"}
+    seen: set[str] = set()
+    for name in map(str, ds.data_vars):
+        fam = ds[name].attrs.get("family")
+        if not fam or fam in tutorial or fam in seen or ds[name].dims != ("segment",) or name.endswith("_std"):
+            continue
+        seen.add(str(fam))
+        out.append((name, None, f"{name} ({ds[name].attrs.get('units', '')}; {fam})"))
+        if len(seen) == 4:
+            break
+    return out
+
+
 def _box_plots(ds: xr.Dataset, labels: Sequence[str], colors: Mapping[str, Any]) -> str:
     chosen: list[tuple[str, str, Any]] = []
-    for var, index, title in BOX_FEATURES:
+    for var, index, title in _box_features(ds):
         if var not in ds.data_vars:
             continue
         data = ds[var]

@@ -15,19 +15,17 @@ import numpy as np
 
 from ._version import __version__
 from .config import FeatureConfig
+from .families import iter_variables
 
 if TYPE_CHECKING:
     from .probe import ManifestEntry
 
 __all__ = [
     "CHUNK_TARGET_BYTES",
-    "PITCH_CLASSES",
     "SEGMENT_PADDING",
     "SPLITS",
     "SUMMARY_STATS",
-    "VARIABLES",
     "Layout",
-    "Variable",
     "build_layout",
     "chunk_segments",
     "netcdf_safe",
@@ -37,7 +35,6 @@ __all__ = [
     "segment_starts",
 ]
 
-PITCH_CLASSES: tuple[str, ...] = ("C", "C#", "D", "D#", "E", "F", "F#", "G", "G#", "A", "A#", "B")
 #: per-segment summaries of every frame-level variable, over its valid frames
 SUMMARY_STATS: tuple[str, ...] = ("mean", "std")
 SPLITS: tuple[str, ...] = ("train", "val", "test")
@@ -48,33 +45,6 @@ _MAX_CHUNK_SEGMENTS = 2048
 #: At most this much audio per chunk, so a task's decoded audio stays small whatever the config.
 _MAX_CHUNK_AUDIO_SECONDS = 900.0
 _FEW_CHUNKS = 16
-
-
-@dataclass(frozen=True)
-class Variable:
-    """One frame-level feature: its bins dimension (``None`` for one value per frame)."""
-
-    bins_dim: str | None
-    description: str
-    units: str
-
-
-VARIABLES: dict[str, Variable] = {
-    "spectrogram": Variable("freq", "amplitude_to_db(|stft|, ref=1.0, top_db=None)", "dB"),
-    "mel": Variable("mel_band", "power_to_db(melspectrogram(power=2), ref=1.0, top_db=None)", "dB"),
-    "mfcc": Variable("mfcc_coef", "librosa.feature.mfcc (DCT-II ortho of power_to_db(mel), top_db=80)", "1"),
-    "chroma": Variable("pitch_class", "librosa.feature.chroma_stft (tuning estimated per segment), max-normalised per frame", "1"),
-    "spectral_centroid": Variable(None, "librosa.feature.spectral_centroid of |stft|", "Hz"),
-    "spectral_bandwidth": Variable(None, "librosa.feature.spectral_bandwidth of |stft|, p=2", "Hz"),
-    "spectral_rolloff": Variable(None, "librosa.feature.spectral_rolloff of |stft|, roll_percent=0.85", "Hz"),
-    "zero_crossing_rate": Variable(None, "librosa.feature.zero_crossing_rate, frame_length=n_fft", "1"),
-    "rms": Variable(None, "librosa.feature.rms of the waveform, frame_length=n_fft", "1"),
-}
-
-
-def bins_size(dim: str, config: FeatureConfig) -> int:
-    return {"freq": config.n_freq, "mel_band": config.n_mels, "mfcc_coef": config.n_mfcc,
-            "pitch_class": config.n_chroma}[dim]
 
 
 def resampled_length(frames: int, native_sr: int, sr: int) -> int:
@@ -107,8 +77,7 @@ def chunk_segments(config: FeatureConfig, n_segments: int | None = None) -> int:
     small corpus gives a cluster enough tasks to balance.
     """
     per_segment = max(
-        config.n_frames * (bins_size(VARIABLES[v].bins_dim or "", config) if VARIABLES[v].bins_dim else 1) * 4
-        for v in config.frame_variables
+        math.prod(fam.shape(var, config)) * 4 for fam, var in iter_variables(config.features)
     )
     hop = config.segment_hop_seconds or config.segment_seconds
     by_audio = int(_MAX_CHUNK_AUDIO_SECONDS // max(hop, config.segment_seconds))

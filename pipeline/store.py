@@ -6,7 +6,7 @@ import contextlib
 import json
 import warnings
 from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
@@ -14,17 +14,20 @@ import xarray as xr
 import zarr
 
 from .config import FeatureConfig
-from .errors import SchemaError, StorageError, one_line
+from .errors import ConfigError, SchemaError, StorageError, one_line
 from .io import filesystem, is_url
 
 if TYPE_CHECKING:
     from .results import ChunkReport
 
 __all__ = [
+    "FLAG_PREFIX",
     "Completeness",
     "as_text",
     "completeness",
     "consolidate",
+    "family_done",
+    "family_flags",
     "open_group",
     "open_raw",
     "open_store",
@@ -32,6 +35,7 @@ __all__ = [
     "remove_store",
     "store_config",
     "store_exists",
+    "store_families",
     "store_versions",
     "visible_segments",
     "zarr_array",
@@ -97,10 +101,27 @@ def consolidate(url: str, storage_options: Mapping[str, Any] | None = None) -> N
         zarr.consolidate_metadata(store)
 
 
-def store_config(attrs: Mapping[str, Any]) -> FeatureConfig:
-    """The :class:`FeatureConfig` a store was made with, from its attributes."""
+def store_config(attrs: Mapping[str, Any], *, known_families_only: bool = False) -> FeatureConfig:
+    """The :class:`FeatureConfig` a store was made with, from its attributes.
+
+    A family that is not registered here (a plugin's, not loaded) is a :class:`ConfigError`
+    naming the plugin, unless ``known_families_only`` (for readers that need only the framing:
+    it is left out of the returned config).
+    """
+    from .families import family_names
+
+    data = dict(attrs)
+    raw = data.get("features") or []
+    names = [raw] if isinstance(raw, str) else [str(n) for n in raw]
+    unknown = [n for n in names if n not in family_names()]
+    if unknown and not known_families_only:
+        origins = store_families(attrs)
+        which = ", ".join(f"{n} (module {origins.get(n, {}).get('module', '?')})" for n in unknown)
+        raise ConfigError(f"Expected the store's families to be loaded, got {which} not registered: pass --plugin")
+    if unknown:
+        data["features"] = [n for n in names if n not in unknown] or ["rms"]
     try:
-        return FeatureConfig.from_dict(dict(attrs))
+        return FeatureConfig.from_dict(data)
     except (TypeError, ValueError) as exc:
         raise SchemaError(f"Expected a store written by this pipeline (config attributes), got: {exc}") from exc
 
@@ -114,6 +135,45 @@ def store_versions(attrs: Mapping[str, Any]) -> dict[str, str]:
         except ValueError:
             return {}
     return {str(k): str(v) for k, v in raw.items()} if isinstance(raw, Mapping) else {}
+
+
+def store_families(attrs: Mapping[str, Any]) -> dict[str, dict[str, str]]:
+    """The families a store was made with and their origins (``{}`` for a store older than them)."""
+    raw = attrs.get("families") or {}
+    if isinstance(raw, str):
+        try:
+            raw = json.loads(raw)
+        except ValueError:
+            return {}
+    if not isinstance(raw, Mapping):
+        return {}
+    return {str(k): {str(a): str(b) for a, b in v.items()} for k, v in raw.items() if isinstance(v, Mapping)}
+
+
+#: a family added to a store after it was made has its own completeness flag: this prefix + name
+FLAG_PREFIX = "chunk_done_"
+
+
+def family_flags(attrs: Mapping[str, Any]) -> dict[str, str]:
+    """The families added to a store after it was made, and the name of each one's flag.
+
+    The families a store was made with are complete where ``chunk_done`` is; an added one
+    where ``chunk_done`` and its own ``chunk_done_<family>`` are (:mod:`pipeline.grow`).
+    """
+    return {name: rec["flag"] for name, rec in store_families(attrs).items() if rec.get("flag")}
+
+
+def family_done(ds: xr.Dataset) -> dict[str, np.ndarray]:
+    """Per chunk, whether each of the store's families is written there ``[shape=(chunks,)]``."""
+    done = np.asarray(ds["chunk_done"].values).astype(bool)
+    flags = family_flags(ds.attrs)
+    raw = ds.attrs.get("features") or []
+    names = [raw] if isinstance(raw, str) else [str(n) for n in raw]
+    out: dict[str, np.ndarray] = {}
+    for name in [*names, *(f for f in flags if f not in names)]:
+        flag = flags.get(name)
+        out[name] = done & np.asarray(ds[flag].values).astype(bool) if flag and flag in ds.variables else done
+    return out
 
 
 def open_raw(url: str, storage_options: Mapping[str, Any] | None = None) -> xr.Dataset:
@@ -154,9 +214,18 @@ def visible_segments(ds: xr.Dataset, file_status: np.ndarray | None = None) -> n
 
 
 def open_store(url: str, storage_options: Mapping[str, Any] | None = None) -> xr.Dataset:
-    """Open a store lazily, showing only segments of complete chunks of non-failed files."""
+    """Open a store lazily, showing only segments of complete chunks of non-failed files.
+
+    A family added to the store later (:mod:`pipeline.grow`) whose computation has not reached
+    every visible segment yet is left out (its variables; ``incomplete_families`` names it):
+    its unwritten chunks are never shown as data. ``info`` says how far it got.
+    """
     ds = open_raw(url, storage_options)
     visible = visible_segments(ds)
+    incomplete = _incomplete_families(ds, visible)
+    if incomplete:
+        drop = [name for name in ds.data_vars if ds[name].attrs.get("family") in incomplete]
+        ds = ds.drop_vars(drop).assign_attrs(incomplete_families=sorted(incomplete))
     ds = ds.isel(segment=visible)
     # coordinates are small: load them so that groupby/where on labels work directly;
     # `segment` keeps each segment's index in the store (stable across readers and appends)
@@ -165,12 +234,28 @@ def open_store(url: str, storage_options: Mapping[str, Any] | None = None) -> xr
     return ds.assign_coords(loaded).assign_coords(segment=index)
 
 
+def _incomplete_families(ds: xr.Dataset, visible: np.ndarray) -> set[str]:
+    """Added families not written in some chunk that holds a visible segment."""
+    flags = family_flags(ds.attrs)
+    if not flags or visible.size == 0:
+        return set()
+    chunk = int(ds.attrs.get("segment_chunk") or 1)
+    chunks = np.unique(visible // chunk)
+    out = set()
+    for name, flag in flags.items():
+        if flag not in ds.variables or not np.asarray(ds[flag].values).astype(bool)[chunks].all():
+            out.add(name)
+    return out
+
+
 @dataclass(frozen=True)
 class Completeness:
     chunks_done: int
     chunks_total: int
     segments_visible: int
     segments_total: int
+    #: chunks done per family, in store order (an added family may lag behind ``chunks_done``)
+    families: dict[str, int] = field(default_factory=dict)
 
     @property
     def fraction(self) -> float:
@@ -187,6 +272,7 @@ def completeness(ds: xr.Dataset) -> Completeness:
         chunks_done=int(done.sum()), chunks_total=int(done.size),
         segments_visible=int(visible_segments(ds).size),
         segments_total=int((np.asarray(ds["segment_file"].values) >= 0).sum()),
+        families={name: int(flags.sum()) for name, flags in family_done(ds).items()},
     )
 
 

@@ -16,7 +16,6 @@ not import this module (it imports librosa at once).
 from __future__ import annotations
 
 import json
-import warnings
 from collections.abc import Mapping
 from typing import Any
 
@@ -27,67 +26,54 @@ import xarray as xr
 
 from ._librosa import librosa
 from .config import FeatureConfig
+from .errors import ConfigError
+from .families import all_families, family, variable
 
-__all__ = ["DB_VARS", "assert_close", "assert_segment_close", "assert_stores_equal", "reference_segment"]
+__all__ = ["assert_close", "assert_segment_close", "assert_stores_equal", "reference_segment", "runnable_families"]
 
 Array = npt.NDArray[Any]
 
-#: variables in dB: compared in absolute dB where the reference is within 80 dB of its maximum
-DB_VARS: frozenset[str] = frozenset({"mel", "spectrogram"})
-
-
 def reference_segment(y: npt.ArrayLike, config: FeatureConfig) -> dict[str, Array]:
-    """Frame-level variables of ONE zero-padded segment, by plain librosa calls.
+    """Every variable of ONE zero-padded segment, by each family's reference library.
+
+    Each family (:mod:`pipeline.families`) declares its reference (``reference_fn``): plain
+    librosa calls for librosa's features, ``kaldi-native-fbank`` for ``fbank``, openai-whisper
+    for ``whisper``. Those packages are test needs (the ``test`` extra), not the library's.
 
     Parameters
     ----------
     y : array_like
         The segment's samples (mono, ``config.segment_samples`` long, zero-padded).
     config : FeatureConfig
-        Which features, and the analysis parameters.
+        Which families, and the analysis parameters.
 
     Returns
     -------
     dict of str to numpy.ndarray
-        One entry per stored frame-level variable of ``config.features``, laid out
-        ``(frames[, bins])`` as in the store.
+        One entry per variable of ``config.features``, laid out ``(frames[, bins])`` (or
+        ``([bins])`` per segment) as in the store.
     """
     y = np.asarray(y)
-    sr, n_fft, hop = config.sr, config.n_fft, config.hop_length
     out: dict[str, Array] = {}
-    feats = set(config.features)
-    if "spectrogram" in feats:
-        out["spectrogram"] = librosa.amplitude_to_db(
-            np.abs(librosa.stft(y, n_fft=n_fft, hop_length=hop)), ref=1.0, top_db=None
-        ).T
-    if "mel" in feats:
-        mel = librosa.feature.melspectrogram(
-            y=y, sr=sr, n_mels=config.n_mels, fmin=config.fmin, fmax=config.fmax, n_fft=n_fft,
-            hop_length=hop,
-        )
-        out["mel"] = librosa.power_to_db(mel, ref=1.0, top_db=None).T
-    if "mfcc" in feats:
-        out["mfcc"] = librosa.feature.mfcc(
-            y=y, sr=sr, n_mfcc=config.n_mfcc, n_mels=config.n_mels, fmin=config.fmin,
-            fmax=config.fmax, n_fft=n_fft, hop_length=hop,
-        ).T
-    if "chroma" in feats:
-        with warnings.catch_warnings():
-            # silence has no pitch to estimate tuning from: librosa warns and uses 0
-            warnings.filterwarnings("ignore", "Trying to estimate tuning", UserWarning)
-            out["chroma"] = librosa.feature.chroma_stft(y=y, sr=sr, n_fft=n_fft, hop_length=hop).T
-    if "spectral" in feats:
-        for name, func in (("spectral_centroid", librosa.feature.spectral_centroid),
-                           ("spectral_bandwidth", librosa.feature.spectral_bandwidth),
-                           ("spectral_rolloff", librosa.feature.spectral_rolloff)):
-            out[name] = func(y=y, sr=sr, n_fft=n_fft, hop_length=hop)[0]
-    if "zcr" in feats:
-        out["zero_crossing_rate"] = librosa.feature.zero_crossing_rate(
-            y, frame_length=n_fft, hop_length=hop
-        )[0]
-    if "rms" in feats:
-        out["rms"] = librosa.feature.rms(y=y, frame_length=n_fft, hop_length=hop)[0]
+    for name in config.features:
+        fam = family(name)
+        if fam.reference_fn is None:
+            raise AssertionError(f"Expected family {name} to declare a reference, got none")
+        out.update(fam.reference_fn(y, config))
     return out
+
+
+def runnable_families(**config: Any) -> tuple[str, ...]:
+    """Every registered family that runs with a config of these fields (``whisper`` needs
+    ``sr=16000``): ``FeatureConfig(features=runnable_families(**kw), **kw)`` holds them all."""
+    out = []
+    for fam in all_families():
+        try:
+            FeatureConfig(**{**config, "features": (fam.name,)})
+        except ConfigError:
+            continue
+        out.append(fam.name)
+    return tuple(out)
 
 
 def _rolloff_ties(y: Array, config: FeatureConfig) -> npt.NDArray[np.bool_]:
@@ -144,14 +130,16 @@ def assert_segment_close(
 def assert_close(name: str, got: npt.ArrayLike, ref: npt.ArrayLike) -> None:
     """Assert one variable of one segment is within the store schema's tolerance of the reference.
 
-    dB variables (:data:`DB_VARS`) may differ by 0.01 dB wherever the reference is within
-    80 dB of its maximum; MFCC by 1e-3 and every other variable by 1e-4 of the largest
-    absolute reference value.
+    The variable's declared tolerance (:class:`pipeline.families.Variable`) chooses: ``"db"``
+    (dB or log units) may differ by 0.01 wherever the reference is within 80 dB of its
+    maximum; ``"coefficients"`` (MFCC and its deltas) by 1e-3 of the largest absolute reference
+    value (at least 1e-3: the delta of silence is rounding noise around 0) and ``"relative"``
+    by 1e-4 of it.
 
     Parameters
     ----------
     name : str
-        The variable's name in the store (chooses the tolerance).
+        The variable's name in the store (its family declares the tolerance).
     got, ref : array_like
         Computed and reference values, of one shape.
 
@@ -166,13 +154,16 @@ def assert_close(name: str, got: npt.ArrayLike, ref: npt.ArrayLike) -> None:
         raise AssertionError(f"Expected {name} of shape {r.shape}, got {g.shape}")
     if not np.all(np.isfinite(g)):
         raise AssertionError(f"Expected finite values of {name}, got {int(np.sum(~np.isfinite(g)))} non-finite")
-    if name in DB_VARS:
+    tolerance = variable(name)[1].tolerance
+    if tolerance == "db":
         relevant = r >= r.max() - 80.0
         err = np.abs(g - r)[relevant].max(initial=0.0)
         if not err <= 0.01:
             raise AssertionError(f"Expected {name} within 0.01 dB, got a max dB error of {err}")
     else:
-        tol = (1e-3 if name == "mfcc" else 1e-4) * max(np.abs(r).max(), 1e-12)
+        # coefficients (MFCC, deltas): 1e-3 of the largest, and at least 1e-3 absolute: the delta
+        # of a constant (silence) is rounding noise around 0, and its scale is the MFCC's (~1e3)
+        tol = 1e-3 * max(np.abs(r).max(), 1.0) if tolerance == "coefficients" else 1e-4 * max(np.abs(r).max(), 1e-12)
         err = np.abs(g - r).max(initial=0.0)
         if not err <= tol:
             raise AssertionError(f"Expected {name} within {tol}, got a max error of {err}")

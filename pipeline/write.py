@@ -28,15 +28,14 @@ from zarr.codecs import ZstdCodec
 
 from .config import FeatureConfig
 from .errors import ConfigMismatch, SchemaError
+from .families import family, iter_variables
+from .grow import added_families
 from .io import is_url
 from .results import ExtractReport
 from .schema import (
-    PITCH_CLASSES,
     SUMMARY_STATS,
-    VARIABLES,
     FileRecord,
     Layout,
-    bins_size,
     build_layout,
     netcdf_safe,
     package_versions,
@@ -51,6 +50,7 @@ from .store import (
     open_raw,
     quiet_zarr,
     store_config,
+    store_families,
     visible_segments,
     zarr_array,
 )
@@ -120,6 +120,49 @@ def layout_from_store(ds: xr.Dataset) -> Layout:
     return Layout(files=file_records(ds), n_segments=ds.sizes["segment"], chunk=int(ds.attrs["segment_chunk"]))
 
 
+def _lazy(shape: tuple[int, ...], dtype: Any, chunks: tuple[int, ...]) -> da.Array:
+    """A placeholder of a variable tasks write (never computed)."""
+    # named: dask need not hash anything to name a placeholder that is never computed
+    placeholder: da.Array = da.zeros(shape, dtype=dtype, chunks=chunks, name=f"placeholder-{uuid.uuid4().hex}")
+    return placeholder
+
+
+def family_template(n: int, chunk: int, config: FeatureConfig, names: Sequence[str]
+                    ) -> tuple[dict[str, Any], dict[str, Any], dict[str, dict[str, Any]]]:
+    """Data variables (placeholders), coordinates (frame times, bins axes) and encoding of the
+    families ``names`` for ``n`` segments in chunks of ``chunk``."""
+    data_vars: dict[str, Any] = {}
+    coords: dict[str, Any] = {}
+    encoding: dict[str, dict[str, Any]] = {}
+    for fam, var in iter_variables(tuple(names)):
+        dims = fam.dims(var)
+        shape = (n, *fam.shape(var, config))
+        chunks = (chunk, *shape[1:])
+        attrs = {"description": var.description, "units": var.units, "family": fam.name}
+        data_vars[var.name] = xr.Variable(dims, _lazy(shape, np.float32, chunks), attrs)
+        encoding[var.name] = {"chunks": chunks, "compressors": _COMPRESSORS}
+        framing = fam.framing
+        if var.per_frame and f"{framing.dim}_time" not in coords:
+            coords[f"{framing.dim}_time"] = xr.Variable(
+                (framing.dim,), framing.times(config),
+                {"description": f"frame centre from the segment start ({framing.description})", "units": "s"})
+        axis = var.bins
+        if axis is not None and (axis.coord_name or axis.name) not in coords:
+            coords[axis.coord_name or axis.name] = xr.Variable(
+                (axis.name,), axis.coordinate(config), {"description": axis.description, "units": axis.units})
+        if not var.per_frame:
+            continue
+        for stat in SUMMARY_STATS:
+            sdims = (dims[0], *dims[2:])
+            sshape = (shape[0], *shape[2:])
+            schunks = (chunk, *sshape[1:])
+            sattrs = {"description": f"{stat} over the segment's valid frames of {var.name}", "units": var.units,
+                      "family": fam.name}
+            data_vars[f"{var.name}_{stat}"] = xr.Variable(sdims, _lazy(sshape, np.float32, schunks), sattrs)
+            encoding[f"{var.name}_{stat}"] = {"chunks": schunks, "compressors": _COMPRESSORS}
+    return data_vars, coords, encoding
+
+
 def make_template(layout: Layout, config: FeatureConfig, *, extra_attrs: dict[str, Any] | None = None) -> tuple[xr.Dataset, dict[str, dict[str, Any]]]:
     """The store's dataset with lazy (dask) placeholders for everything tasks write.
 
@@ -127,36 +170,11 @@ def make_template(layout: Layout, config: FeatureConfig, *, extra_attrs: dict[st
     axes, per-file facts) are written by ``to_zarr(compute=False)``; the placeholders are
     written later, chunk by chunk, as regions.
     """
-    n, chunk, n_frames = layout.n_segments, layout.chunk, config.n_frames
-    data_vars: dict[str, Any] = {}
-    encoding: dict[str, dict[str, Any]] = {}
-
-    def lazy(shape: tuple[int, ...], dtype: Any, chunks: tuple[int, ...]) -> da.Array:
-        # named: dask need not hash anything to name a placeholder that is never computed
-        placeholder: da.Array = da.zeros(shape, dtype=dtype, chunks=chunks, name=f"placeholder-{uuid.uuid4().hex}")
-        return placeholder
-
-    for name in config.frame_variables:
-        var = VARIABLES[name]
-        dims: tuple[str, ...] = ("segment", "frame")
-        shape: tuple[int, ...] = (n, n_frames)
-        if var.bins_dim:
-            dims += (var.bins_dim,)
-            shape += (bins_size(var.bins_dim, config),)
-        chunks = (chunk, *shape[1:])
-        attrs = {"description": var.description, "units": var.units}
-        data_vars[name] = xr.Variable(dims, lazy(shape, np.float32, chunks), attrs)
-        encoding[name] = {"chunks": chunks, "compressors": _COMPRESSORS}
-        for stat in SUMMARY_STATS:
-            sdims = (dims[0], *dims[2:])
-            sshape = (shape[0], *shape[2:])
-            schunks = (chunk, *sshape[1:])
-            sattrs = {"description": f"{stat} over the segment's valid frames of {name}", "units": var.units}
-            data_vars[f"{name}_{stat}"] = xr.Variable(sdims, lazy(sshape, np.float32, schunks), sattrs)
-            encoding[f"{name}_{stat}"] = {"chunks": schunks, "compressors": _COMPRESSORS}
+    n, chunk = layout.n_segments, layout.chunk
+    lazy = _lazy
+    data_vars, coords, encoding = family_template(n, chunk, config, config.features)
 
     plan = segment_coords(layout, config)
-    coords: dict[str, Any] = {}
     seg_desc = {
         "segment_file": ("index into the file dimension (-1: padding, never data)", "1"),
         "segment_offset": ("segment start from the file's start", "s"),
@@ -174,20 +192,6 @@ def make_template(layout: Layout, config: FeatureConfig, *, extra_attrs: dict[st
     )
     encoding["segment_valid"] = {"chunks": (chunk,)}
 
-    frame_time = np.arange(n_frames) * config.hop_length / config.sr
-    coords["frame_time"] = xr.Variable(("frame",), frame_time, {"description": "frame centre from the segment start", "units": "s"})
-    from ._librosa import librosa
-
-    if "mel" in config.frame_variables or "mfcc" in config.frame_variables:
-        mel_f = librosa.mel_frequencies(n_mels=config.n_mels, fmin=config.fmin, fmax=float(config.fmax or config.sr / 2))
-        coords["mel_frequency"] = xr.Variable(("mel_band",), mel_f, {"description": "mel band centre", "units": "Hz"})
-    if "mfcc" in config.frame_variables:
-        coords["mfcc_coef"] = xr.Variable(("mfcc_coef",), np.arange(config.n_mfcc, dtype=np.int32), {"description": "MFCC index", "units": "1"})
-    if "chroma" in config.frame_variables:
-        coords["pitch_class"] = xr.Variable(("pitch_class",), np.array(PITCH_CLASSES[: config.n_chroma], dtype=object), {"description": "pitch class", "units": "1"})
-    if "spectrogram" in config.frame_variables:
-        coords["freq"] = xr.Variable(("freq",), librosa.fft_frequencies(sr=config.sr, n_fft=config.n_fft), {"description": "STFT bin frequency", "units": "Hz"})
-
     for key, (values, desc, units) in file_columns(layout.files).items():
         coords[key] = xr.Variable(("file",), values, {"description": desc, "units": units})
 
@@ -198,7 +202,8 @@ def make_template(layout: Layout, config: FeatureConfig, *, extra_attrs: dict[st
     encoding["chunk_report"] = {"chunks": (1,)}
 
     now = datetime.now(UTC).isoformat(timespec="seconds")
-    root_attrs: dict[str, Any] = {**config.to_dict(), "segment_chunk": chunk,
+    families = {name: family(name).describe() for name in config.features}
+    root_attrs: dict[str, Any] = {**config.to_dict(), "segment_chunk": chunk, "families": families,
                              "versions": package_versions(), "created": now, "updated": now,
                              "description": "Audio features (librosa reference) per segment; see docs/store.md"}
     root_attrs.update(extra_attrs or {})
@@ -221,14 +226,15 @@ def write_template(store_url: str, options: Mapping[str, Any], layout: Layout, c
 
 
 def check_existing(store_url: str, options: Mapping[str, Any], config: FeatureConfig) -> bool:
-    """True when the store can be resumed; False when it holds only a half-written template.
+    """True when the store can be resumed (and grown by families ``config`` adds); False when
+    it holds only a half-written template.
 
     Raises
     ------
     SchemaError
         The path holds a Zarr store this pipeline did not write.
     ConfigMismatch
-        The store was made with another config.
+        The store was made with another config, or holds families ``config`` leaves out.
     """
     group = open_group(store_url, options, mode="r")
     attrs = dict(group.attrs)
@@ -236,13 +242,28 @@ def check_existing(store_url: str, options: Mapping[str, Any], config: FeatureCo
         if "sr" in attrs and "n_fft" in attrs and "segment_chunk" in attrs:
             return False  # our template, interrupted while written: nothing computed yet, rewrite it
         raise SchemaError(f"Expected a feature store at {store_url}, found another Zarr store (use another path, or --overwrite)")
-    diffs = config.differences(store_config(attrs))
+    made = store_config(attrs)
+    # more families than the store holds: the new ones are added (pipeline.grow); fewer: refused
+    diffs = [d for d in config.differences(made) if not d.startswith("features:")]
+    if not diffs:
+        added_families(store_url, made, config)
+    stored = store_families(attrs)
+    for name in made.features:
+        mine = family(name).describe()
+        # stores from before the registry record no families; an added family's flag is the store's
+        theirs = {k: v for k, v in stored.get(name, mine).items() if k != "flag"}
+        if mine != theirs:
+            diffs.append(f"family {name}: {_describe(mine)} != {_describe(theirs)}")
     if diffs:
         raise ConfigMismatch(
             f"{store_url} was made with a different config ({'; '.join(diffs)} [new != stored]); "
             "use the same options, another store, or --overwrite"
         )
     return True
+
+
+def _describe(origin: Mapping[str, str]) -> str:
+    return " ".join(f"{key}={origin[key]}" for key in sorted(origin))
 
 
 def _resize_all(store_url: str, options: Mapping[str, Any], sizes: Mapping[str, int]) -> None:

@@ -4,14 +4,16 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
+import dask
 import librosa
 import numpy as np
 import pytest
 from conftest import require_tool
 
 from pipeline import synth
-from pipeline.config import ALL_FEATURES, FeatureConfig
+from pipeline.config import FeatureConfig
 from pipeline.errors import ConfigError, InputError
 from pipeline.features import (
     compute_features,
@@ -24,16 +26,23 @@ from pipeline.features import (
     summarize,
     zero_crossing_rate,
 )
-from pipeline.testing import assert_segment_close, reference_segment
+from pipeline.featurize import allocate, featurize_rows
+from pipeline.testing import assert_segment_close, reference_segment, runnable_families
+
+
+def every(**kw: Any) -> FeatureConfig:
+    """A config with every family that runs with it (whisper needs sr 16000)."""
+    return FeatureConfig(features=runnable_families(**kw), **kw)
+
 
 CONFIGS = {
-    "default": FeatureConfig(features=ALL_FEATURES),
-    "nfft1024-hop256": FeatureConfig(n_fft=1024, hop_length=256, features=ALL_FEATURES),
-    "sr16k-mels64": FeatureConfig(sr=16000, n_mels=64, n_mfcc=13, features=ALL_FEATURES),
+    "default": every(),
+    "nfft1024-hop256": every(n_fft=1024, hop_length=256),
+    "sr16k-mels64": every(sr=16000, n_mels=64, n_mfcc=13),
     # frames not a whole number of hops: the running-sum path of ZCR and RMS
-    "nfft2000-hop441": FeatureConfig(n_fft=2000, hop_length=441, features=ALL_FEATURES),
+    "nfft2000-hop441": every(n_fft=2000, hop_length=441),
     # odd n_fft with a hop that divides the segment: one frame fewer than 1 + samples // hop
-    "nfft1023-hop441": FeatureConfig(n_fft=1023, hop_length=441, features=ALL_FEATURES),
+    "nfft1023-hop441": every(n_fft=1023, hop_length=441),
     "segment30s": FeatureConfig(segment_seconds=30.0, features=("mel", "mfcc", "chroma", "spectral", "zcr", "rms")),
 }
 
@@ -78,7 +87,7 @@ def test_kernels_match_librosa(name: str, tmp_path: Path) -> None:
     segs = {k: _fit(np.asarray(v, dtype=np.float32), config.segment_samples) for k, v in signals(config, tmp_path).items()}
     batch = np.stack(list(segs.values()))
     got = compute_features(batch, config)
-    assert set(got) == set(config.frame_variables)
+    assert set(got) == set(config.variables)
     for i, (signal, y) in enumerate(segs.items()):
         ref = reference_segment(y, config)
         try:
@@ -119,17 +128,12 @@ def _invariance_pool(config: FeatureConfig, rng: np.random.Generator) -> np.ndar
 
 
 def _featurise_bits(batch: np.ndarray, config: FeatureConfig) -> list[dict[str, np.ndarray]]:
-    """Per segment of the batch: every frame-level variable and its summaries, as stored."""
-    feats = compute_features(batch, config)
-    frames = np.full(batch.shape[0], config.n_frames)
-    out: list[dict[str, np.ndarray]] = [{} for _ in range(batch.shape[0])]
-    for name, values in feats.items():
-        stats = summarize(values, frames)
-        for i in range(batch.shape[0]):
-            out[i][name] = values[i]
-            out[i][f"{name}_mean"] = stats["mean"][i]
-            out[i][f"{name}_std"] = stats["std"][i]
-    return out
+    """Per segment of the batch: every variable and summary, as a chunk task stores them."""
+    n = batch.shape[0]
+    arrays = allocate(n, config)
+    with dask.config.set({"pipeline.batch-segments": n}):  # the whole batch at once
+        featurize_rows(np.arange(n), batch, np.full(n, config.segment_samples), config, arrays)
+    return [{name: values[i] for name, values in arrays.items()} for i in range(n)]
 
 
 @pytest.mark.parametrize("name", ["default", "nfft1023-hop441", "sr16k-mels64"])
@@ -185,7 +189,7 @@ def test_summaries_use_valid_frames_only(rng: np.random.Generator) -> None:
 
 _Y = np.zeros((2, 4096), dtype=np.float32)
 _S = np.ones((2, 5, 1025), dtype=np.float32)
-_SMALL = FeatureConfig(segment_seconds=0.2, features=ALL_FEATURES)
+_SMALL = every(segment_seconds=0.2)
 
 #: (kernel call with one bad argument, the package error, the argument the message names)
 BAD_CALLS: dict[str, tuple[Callable[[], object], type[Exception], str]] = {
@@ -263,7 +267,7 @@ def test_any_real_dtype_is_cast_to_float32() -> None:
 def test_a_batch_of_short_files_skips_the_padding_and_still_matches_librosa(rng: np.random.Generator) -> None:
     """Only the frames up to the batch's last audio are transformed (1-s files in 3-s segments
     cost a third); the padding's frames get librosa's constants (-100 dB, zeros)."""
-    config = FeatureConfig(features=ALL_FEATURES)
+    config = every()
     sr, n = config.sr, config.segment_samples
     batch = np.zeros((3, n), dtype=np.float32)
     batch[0, :sr] = synth.genre_clip("jazz", seconds=1.0, sr=sr, seed=2)[:sr]

@@ -17,6 +17,7 @@ import xarray as xr
 
 from pipeline import FeatureConfig, extract, open_store
 from pipeline.errors import InputError
+from pipeline.families.axes import PITCH_CLASSES
 from pipeline.query import (
     feature_names,
     query,
@@ -26,7 +27,6 @@ from pipeline.query import (
     summary_variables,
     write_table,
 )
-from pipeline.schema import PITCH_CLASSES
 from pipeline.similar import featurise_audio, similar
 from pipeline.standardize import moments, unit_std
 from pipeline.store import as_text, open_raw
@@ -82,7 +82,7 @@ def test_summary_variables(corpus_store: str) -> None:
     picked = summary_variables(ds, ["rms_mean", "mfcc", "mfcc_std"])
     assert picked == [v for v in every if v in ("rms_mean", "mfcc_mean", "mfcc_std")]
     assert summary_variables(ds, ["spectral"]) == [v for v in every if v.startswith("spectral_")]
-    with pytest.raises(InputError, match=r"Expected variables among .*mfcc.*got unknown 'tempo'"):
+    with pytest.raises(InputError, match=r"Expected families among .*mfcc.* or variables among .*got unknown 'tempo'"):
         summary_variables(ds, ["mfcc", "tempo"])
 
 
@@ -289,7 +289,7 @@ def test_similar_errors(clear: tuple[str, dict[str, Path]], tmp_path: Path) -> N
         similar(ds, segment=0, k=0)
     with pytest.raises(InputError, match=r"Expected a visible segment index .*got 999"):
         similar(ds, segment=999)
-    with pytest.raises(InputError, match="Expected variables among"):
+    with pytest.raises(InputError, match="Expected families among"):
         similar(ds, segment=0, vars=["tempo"])
     fake = tmp_path / "fake.wav"
     fake.write_text("not audio")

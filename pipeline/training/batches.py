@@ -19,6 +19,7 @@ import numpy as np
 import xarray as xr
 
 from ..errors import InputError
+from ..families import is_frame_dim
 from ..query import check_split
 from ..standardize import moments
 from ..store import as_text, open_group, open_store, zarr_array
@@ -357,6 +358,6 @@ def standardizer(store: str | xr.Dataset, variables: Sequence[str], *, split: st
     stds: dict[str, np.ndarray] = {}
     for name in variables:
         var = ds[name]
-        axes = [i for i, dim in enumerate(var.dims) if dim in ("segment", "frame")]
+        axes = [i for i, dim in enumerate(var.dims) if dim == "segment" or is_frame_dim(str(dim))]
         means[name], stds[name] = moments(var.data, axes, skipna=True, floor=1e-12, dtype=np.float32)
     return Standardizer(mean=means, std=stds)

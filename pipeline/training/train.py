@@ -10,8 +10,8 @@ from typing import Any
 
 import numpy as np
 
-from ..config import FAMILY_VARIABLES
 from ..errors import InputError, SchemaError
+from ..families import family
 from ..figures import DPI, new_figure
 from ..query import summary_variables
 from ..schema import SPLITS
@@ -52,7 +52,7 @@ def model_variables(ds: Any, kind: str) -> list[str]:
         except SchemaError:
             raise InputError("Expected summary variables (*_mean, *_std) in the store, got none") from None
     if kind == "cnn":
-        names = list(FAMILY_VARIABLES["mel"])
+        names = list(family("mel").variable_names)
         if any(name not in ds.data_vars for name in names):
             raise InputError("Expected a `mel` variable for the CNN: extract with --features including mel")
         return names

@@ -1,0 +1,12 @@
+"""The built-in families, registered in store order: one name per family module."""
+
+from __future__ import annotations
+
+import importlib
+
+#: built-in family modules, in store order
+ORDER: tuple[str, ...] = ("spectrogram", "mel", "mfcc", "chroma", "spectral", "zcr", "rms",
+                          "contrast", "flatness", "tonnetz", "onset", "mfcc_delta", "fbank", "whisper")
+
+for _name in ORDER:
+    importlib.import_module(f"{__package__}.{_name}")
