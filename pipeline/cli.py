@@ -109,7 +109,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-k", type=int, default=10, help="neighbours [%(default)s]")
     p.add_argument("--vars", metavar="V,...")
     p.add_argument("--storage-options", metavar="JSON")
+    how = p.add_mutually_exclusive_group()
+    how.add_argument("--exact", action="store_true", help="compare with every segment, whatever index there is")
+    how.add_argument("--index-only", action="store_true", help="refuse unless the index holds every segment")
+    p.add_argument("--index", default="default", metavar="NAME", help="the index to use [%(default)s]")
     _add_plugin_option(p)
+    p = sub.add_parser("index", help="build or grow the store's nearest-neighbour index (used by similar)")
+    p.add_argument("store", metavar="STORE")
+    p.add_argument("--vars", metavar="V,...", help="per-segment vectors to index [every summary variable]")
+    p.add_argument("--name", default="default", help="the index's name in the store [%(default)s]")
+    p.add_argument("--rebuild", action="store_true", help="build from scratch (new standardisation statistics)")
+    p.add_argument("--storage-options", metavar="JSON")
     p = sub.add_parser("plot", help="the tutorial's figures, from an audio file or a store segment")
     p.add_argument("source", metavar="AUDIO_FILE|STORE", help="an audio file, or a store with --segment")
     p.add_argument("--segment", type=int, metavar="N", help="a segment of the store (its index)")
@@ -252,8 +262,20 @@ def cmd_similar(args: argparse.Namespace) -> int:
     if (args.audio is None) == (args.segment is None):
         raise InputError("Expected exactly one of AUDIO_FILE or --segment N")
     table = similar(args.store, segment=args.segment, audio=args.audio, k=args.k, vars=_list(args.vars),
-                    storage_options=_storage_options(args.storage_options))
+                    storage_options=_storage_options(args.storage_options), exact=args.exact, index=args.index,
+                    index_only=args.index_only)
     print(table.to_string(index=False))
+    return 0
+
+
+def cmd_index(args: argparse.Namespace) -> int:
+    from .index import build_index
+
+    state = build_index(args.store, vars=_list(args.vars), name=args.name, rebuild=args.rebuild,
+                        storage_options=_storage_options(args.storage_options))
+    m = state.manifest
+    print(f"index {m.name}: {m.rows} segments of {state.visible} visible, {len(m.mean)} dims "
+          f"({len(m.variables)} variables), {m.metric}, {m.library} {m.library_version}")
     return 0
 
 
@@ -274,7 +296,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"features": cmd_features, "extract": cmd_extract, "plot": cmd_plot, "report": cmd_report, "info": cmd_info, "demo": cmd_demo, "train": cmd_train,
+COMMANDS = {"index": cmd_index, "features": cmd_features, "extract": cmd_extract, "plot": cmd_plot, "report": cmd_report, "info": cmd_info, "demo": cmd_demo, "train": cmd_train,
             "query": cmd_query, "similar": cmd_similar}
 
 

@@ -25,6 +25,22 @@ __all__ = ["format_info"]
 _SPLIT_WIDTHS = (8, 6, 6)
 
 
+def _indexes(url: str, storage_options: Mapping[str, Any] | None) -> list[str]:
+    """One line per nearest-neighbour index of the store: rows held against visible segments."""
+    from .index import index_names, index_state
+
+    out = []
+    for name in index_names(url, storage_options):
+        state = index_state(url, name, storage_options)
+        if state is None:
+            continue
+        m = state.manifest
+        fresh = "fresh" if state.fresh else f"stale: {state.missing} visible segments not in it (run index)"
+        out.append(f"index {name}: {m.rows} segments, {len(m.mean)} dims, {m.metric}, {m.library} "
+                   f"{m.library_version}, updated {m.updated}; {fresh}")
+    return out or ["index: none (audio-pipeline index STORE builds one; similar searches exactly)"]
+
+
 def format_info(url: str, storage_options: Mapping[str, Any] | None = None, *, check_files: bool = True) -> str:
     """What ``audio-pipeline info`` prints about the store at ``url``.
 
@@ -94,6 +110,7 @@ def format_info(url: str, storage_options: Mapping[str, Any] | None = None, *, c
     if warned.size:
         lines.append("warnings:")
         lines.extend(f"  {paths[i]}: {warning[i]}" for i in warned)
+    lines.extend(_indexes(url, storage_options))
     if check_files:
         changed = changed_files(ds, storage_options)
         lines.append(f"changed since extraction: {len(changed)} files" + (" (re-extract them with --overwrite)" if changed else ""))

@@ -9,6 +9,7 @@ chunk task featurises the store's own files.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -114,17 +115,25 @@ def similar(
     k: int = 10,
     vars: Sequence[str] | None = None,
     storage_options: Mapping[str, Any] | None = None,
+    exact: bool = False,
+    index: str = "default",
+    index_only: bool = False,
 ) -> pd.DataFrame:
     """The ``k`` segments nearest to a store segment or to an outside audio file.
 
-    Distance is the cosine distance between summary vectors standardised with the mean and
-    std of every visible segment. Distances are computed chunk by chunk with Dask and only the
-    ``k`` smallest are brought back (``dask.array.argtopk``/``topk``).
+    Distance is the cosine distance between standardised summary vectors. With an index
+    (:mod:`pipeline.index`, built by ``audio-pipeline index``) whose variables are the ones
+    asked for, the neighbours come from it (standardised with its statistics), and the visible
+    segments it does not hold yet (appended since) are searched exactly and merged in. Without
+    one, or with ``exact``, every visible segment is compared, standardised with the mean and
+    std of them all, chunk by chunk with Dask; only the ``k`` smallest are brought back
+    (``dask.array.argtopk``/``topk``).
 
     Parameters
     ----------
     store : str or xr.Dataset
-        A store path/URL or the dataset :func:`pipeline.store.open_store` returns.
+        A store path/URL or the dataset :func:`pipeline.store.open_store` returns (a dataset
+        has no index: exact search).
     segment : int, optional
         A visible segment, by its store index (the ``segment`` index of :func:`pipeline.query.query`);
         it is left out of the result.
@@ -137,6 +146,13 @@ def similar(
         Summary variables to compare, as for :func:`pipeline.query.summary_variables`.
     storage_options : mapping, optional
         fsspec options for the store URL and for ``audio``.
+    exact : bool
+        Compare with every visible segment, whatever index there is.
+    index : str
+        The index to use (``index --name``).
+    index_only : bool
+        Refuse (rather than search exactly) when there is no such index, or it lacks some
+        visible segments.
 
     Returns
     -------
@@ -147,22 +163,37 @@ def similar(
     Raises
     ------
     InputError
-        Not exactly one of ``segment``/``audio``, ``k < 1``, an invisible segment, or audio
-        that cannot be featurised.
+        Not exactly one of ``segment``/``audio``, ``k < 1``, an invisible segment, audio
+        that cannot be featurised, or ``index_only`` without a fresh index.
     """
     if (segment is None) == (audio is None):
         raise InputError(f"Expected exactly one of segment or audio, got {'both' if segment is not None else 'neither'}")
     if isinstance(k, bool) or not isinstance(k, int | np.integer) or k < 1:
         raise InputError(f"Expected k to be a positive integer, got {k!r}")
+    if exact and index_only:
+        raise InputError("Expected at most one of exact and index_only, got both")
     ds = as_dataset(store, storage_options)
     ids = segment_ids(ds)
-    matrix = summary_matrix(ds, vars)
+    names = summary_variables(ds, vars)
+    matrix = summary_matrix(ds, names)
     n = int(matrix.shape[0])
     if n == 0:
         raise InputError("Expected a store with visible segments, got none")
+    loaded = None
+    if not exact and isinstance(store, str | os.PathLike):
+        from .index import load_index
+
+        loaded = load_index(os.fspath(store), index, storage_options)
+        if loaded is not None and loaded[1].variables != names:
+            if index_only:
+                raise InputError(f"Expected the variables of index {index} ({', '.join(loaded[1].variables)}), "
+                                 f"got {', '.join(names)}")
+            loaded = None
+    if loaded is None and index_only:
+        raise InputError(f"Expected an index {index!r} of the store (audio-pipeline index STORE), got none")
     exclude = -1
     if audio is not None:
-        vector = featurise_audio(audio, ds, vars, storage_options).astype(np.float64).mean(axis=0)
+        vector = featurise_audio(audio, ds, names, storage_options).astype(np.float64).mean(axis=0)
     else:
         if isinstance(segment, bool) or not isinstance(segment, int | np.integer):
             raise InputError(f"Expected segment to be an integer store index, got {segment!r}")
@@ -171,40 +202,79 @@ def similar(
             raise InputError(f"Expected a visible segment index (the segment index of query), got {segment}")
         exclude = int(where[0])
         (vector,) = compute_arrays(matrix[exclude].astype(np.float64))
-    mean, std = standardize_stats(ds, vars, split=None)  # after the query: fail fast on bad input
-    q = (vector - mean) / std
-    q_norm = float(np.linalg.norm(q))
-
-    z = (matrix.astype(np.float64) - mean) / std  # type: ignore[no-untyped-call]
-    norms = da.sqrt((z**2).sum(axis=1))
-    denom = norms * q_norm
-    dist = 1.0 - (z @ q) / da.where(denom > 0, denom, 1.0)
-    dist = da.where(denom > 0, da.clip(dist, 0.0, 2.0), 1.0)
-    bad = da.isnan(dist) | (da.arange(n, chunks=dist.chunks[0]) == exclude)
-    dist = da.where(bad, np.inf, dist)
-
     k_eff = min(int(k), n - (1 if exclude >= 0 else 0))
     if k_eff <= 0:
         return pd.DataFrame({name: [] for name in _SIMILAR_COLUMNS})
-    # one +inf sentinel so that k < len: dask's argtopk fails for k equal to the array's length
-    padded = da.concatenate([dist, da.full((1,), np.inf, chunks=1)])  # type: ignore[no-untyped-call]
-    index, values = compute_arrays(da.argtopk(padded, -k_eff), da.topk(padded, -k_eff))  # type: ignore[no-untyped-call]
-    index = np.asarray(index, dtype=np.int64)
-    values = np.asarray(values, dtype=np.float64)
-    finite = np.isfinite(values)
-    index, values = index[finite], values[finite]
-    order = np.lexsort((ids[index], values))
-    index, values = index[order], values[order]
-    sub = ds.isel(segment=index)
+    if loaded is None:
+        mean, std = standardize_stats(ds, names, split=None)  # after the query: fail fast on bad input
+        index_rows, values = _exact(matrix, vector, mean, std, k_eff, exclude)
+    else:
+        index_rows, values = _with_index(loaded, matrix, ids, vector, k_eff, exclude, index, index_only)
+    order = np.lexsort((ids[index_rows], values))
+    index_rows, values = index_rows[order][:k_eff], values[order][:k_eff]
+    sub = ds.isel(segment=index_rows)
     return pd.DataFrame(
         {
-            "segment": ids[index],
+            "segment": ids[index_rows],
             "distance": values,
             "file": segment_files(sub),
             "offset": np.asarray(sub["segment_offset"].values, dtype=np.float64),
             "label": as_text(sub["label"]),
         }
     )
+
+
+def _exact(matrix: da.Array, vector: np.ndarray, mean: np.ndarray, std: np.ndarray, k: int, exclude: int,
+           rows: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Positions (in ``matrix``) and cosine distances of the ``k`` rows nearest ``vector``, all
+    standardised with ``mean``/``std``; ``rows`` restricts the search; ``exclude`` is left out."""
+    q = (vector - mean) / std
+    q_norm = float(np.linalg.norm(q))
+    sub = matrix if rows is None else matrix[rows]
+    n = int(sub.shape[0])
+    if n == 0:
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float64)
+    positions = np.arange(n) if rows is None else np.asarray(rows, dtype=np.int64)
+    z = (sub.astype(np.float64) - mean) / std
+    norms = da.sqrt((z**2).sum(axis=1))
+    denom = norms * q_norm
+    dist = 1.0 - (z @ q) / da.where(denom > 0, denom, 1.0)
+    dist = da.where(denom > 0, da.clip(dist, 0.0, 2.0), 1.0)
+    excluded = da.from_array(positions == exclude, chunks=dist.chunks[0])  # type: ignore[no-untyped-call]
+    dist = da.where(da.isnan(dist) | excluded, np.inf, dist)
+    k = min(k, n)
+    # one +inf sentinel so that k < len: dask's argtopk fails for k equal to the array's length
+    padded = da.concatenate([dist, da.full((1,), np.inf, chunks=1)])  # type: ignore[no-untyped-call]
+    index, values = compute_arrays(da.argtopk(padded, -k), da.topk(padded, -k))  # type: ignore[no-untyped-call]
+    index = np.asarray(index, dtype=np.int64)
+    values = np.asarray(values, dtype=np.float64)
+    finite = np.isfinite(values)
+    return positions[index[finite]], values[finite]
+
+
+def _with_index(loaded: tuple[Any, Any, np.ndarray], matrix: da.Array, ids: np.ndarray, vector: np.ndarray, k: int,
+                exclude: int, name: str, index_only: bool) -> tuple[np.ndarray, np.ndarray]:
+    """The index's ``k`` nearest (among visible segments), merged with an exact search of the
+    visible segments it does not hold, all standardised with the index's statistics."""
+    from .index import search_index
+
+    graph, manifest, held = loaded
+    missing = np.flatnonzero(~np.isin(ids, held))
+    if missing.size and index_only:
+        raise InputError(f"Expected index {name} to hold every visible segment, got {ids.size - missing.size} of "
+                         f"{ids.size}: run audio-pipeline index STORE to add the rest")
+    # a few more than k: the query segment itself, and rows no longer visible, are dropped
+    keys, distances = search_index(graph, manifest, vector, k + 1 + max(0, len(graph) - ids.size))
+    position = {int(i): p for p, i in enumerate(ids.tolist())}
+    pairs = [(position[int(key)], float(d)) for key, d in zip(keys.tolist(), distances.tolist(), strict=True)
+             if int(key) in position and position[int(key)] != exclude]
+    found = np.asarray([p for p, _ in pairs], dtype=np.int64)
+    dist = np.asarray([d for _, d in pairs], dtype=np.float64)
+    if missing.size:
+        mean, std = manifest.stats()
+        more, more_dist = _exact(matrix, vector, mean, std, k, exclude, rows=missing)
+        found, dist = np.concatenate([found, more]), np.concatenate([dist, more_dist])
+    return found, dist
 
 
 make_module_callable(__name__, similar)
