@@ -156,12 +156,16 @@ def test_index_errors_are_one_line(store: tuple[str, Path], capsys: pytest.Captu
     assert list(similar(path, segment=1, k=3)["segment"]) == list(similar(path, segment=1, k=3, exact=True)["segment"])
     assert list(similar(path, segment=1, k=3, vars=["mfcc"], index="timbre", index_only=True)["segment"]) == \
         list(similar(path, segment=1, k=3, vars=["mfcc"], exact=True)["segment"])
+    build_index(path, vars=["mfcc"])  # a default index of other variables than a query of all of them
+    assert list(similar(path, segment=1, k=3)["segment"]) == list(similar(path, segment=1, k=3, exact=True)["segment"])
+    with pytest.raises(InputError, match=r"Expected the variables of index default \(mfcc_mean, mfcc_std\)"):
+        similar(path, segment=1, k=3, index_only=True)
     # the commands (in this process: pipeline.cli.main is what the console script runs)
     assert main(["similar", path, "--segment", "0", "--index-only", "--index", "nope"]) == 2
     err = capsys.readouterr().err
     assert len(err.strip().splitlines()) == 1 and "Expected an index 'nope' of the store" in err
-    assert main(["index", path]) == 0
-    assert "index default: 30 segments of 30 visible" in capsys.readouterr().out
+    assert main(["index", path, "--name", "all"]) == 0
+    assert "index all: 30 segments of 30 visible" in capsys.readouterr().out
 
 
 def test_an_s3_store_is_indexed_and_answers(s3_bucket: tuple[str, dict[str, object]], tmp_path: Path) -> None:
