@@ -126,27 +126,25 @@ def store_config(attrs: Mapping[str, Any], *, known_families_only: bool = False)
         raise SchemaError(f"Expected a store written by this pipeline (config attributes), got: {exc}") from exc
 
 
-def store_versions(attrs: Mapping[str, Any]) -> dict[str, str]:
-    """The package versions a store was made with (a JSON string attribute; a dict in old stores)."""
-    raw = attrs.get("versions") or {}
+def _mapping_attr(attrs: Mapping[str, Any], key: str) -> Mapping[str, Any]:
+    """A structured attribute: a JSON string (a mapping in stores from before netCDF-safe attributes)."""
+    raw = attrs.get(key) or {}
     if isinstance(raw, str):
         try:
             raw = json.loads(raw)
         except ValueError:
             return {}
-    return {str(k): str(v) for k, v in raw.items()} if isinstance(raw, Mapping) else {}
+    return raw if isinstance(raw, Mapping) else {}
+
+
+def store_versions(attrs: Mapping[str, Any]) -> dict[str, str]:
+    """The package versions a store was made with."""
+    return {str(k): str(v) for k, v in _mapping_attr(attrs, "versions").items()}
 
 
 def store_families(attrs: Mapping[str, Any]) -> dict[str, dict[str, str]]:
     """The families a store was made with and their origins (``{}`` for a store older than them)."""
-    raw = attrs.get("families") or {}
-    if isinstance(raw, str):
-        try:
-            raw = json.loads(raw)
-        except ValueError:
-            return {}
-    if not isinstance(raw, Mapping):
-        return {}
+    raw = _mapping_attr(attrs, "families")
     return {str(k): {str(a): str(b) for a, b in v.items()} for k, v in raw.items() if isinstance(v, Mapping)}
 
 
