@@ -18,6 +18,7 @@ import numpy as np
 from .config import FeatureConfig
 from .errors import InputError
 from .families import Family, all_families
+from .families.builtin import TUTORIAL
 from .figures import legend_outside, librosa_display
 from .spectrum import stft
 
@@ -30,7 +31,7 @@ __all__ = ["AUDIO_KINDS", "DASH", "DRAW", "KINDS", "TUTORIAL_FAMILIES", "Clip", 
 KINDS: tuple[str, ...] = ("waveform", "spectrogram", "mel", "mfcc", "chroma", "spectral", "zcr")
 #: The families the tutorial's kinds draw (``rms`` over the waveform); every other family that
 #: declares a figure is a kind of its own, drawn by :func:`draw_family`.
-TUTORIAL_FAMILIES: frozenset[str] = frozenset({"spectrogram", "mel", "mfcc", "chroma", "spectral", "zcr", "rms"})
+TUTORIAL_FAMILIES: frozenset[str] = frozenset(TUTORIAL)
 #: Kinds drawn from audio samples (re-decoded for a store segment).
 AUDIO_KINDS: frozenset[str] = frozenset({"waveform", "spectrogram", "spectral", "zcr"})
 _ZOOM_SAMPLES = 100

@@ -24,6 +24,7 @@ import xarray as xr
 from dask.base import compute as dask_compute
 
 from .errors import InputError, SchemaError, StorageError, one_line
+from .families.builtin import TUTORIAL
 from .figures import DPI, legend_outside, mpl_text, new_figure, require_matplotlib
 from .query import feature_names, summary_matrix
 from .schema import SPLITS
@@ -207,11 +208,10 @@ def _box_features(ds: xr.Dataset) -> list[tuple[str, int | None, str]]:
     """:data:`BOX_FEATURES`, then one scalar per segment of each other family the store holds
     (``tempo``, ``spectral_flatness_mean``...; at most 4 more), named by its attributes."""
     out = list(BOX_FEATURES)
-    tutorial = {"mel", "mfcc", "chroma", "spectral", "zcr", "rms", "spectrogram"}
     seen: set[str] = set()
     for name in map(str, ds.data_vars):
         fam = ds[name].attrs.get("family")
-        if not fam or fam in tutorial or fam in seen or ds[name].dims != ("segment",) or name.endswith("_std"):
+        if not fam or fam in TUTORIAL or fam in seen or ds[name].dims != ("segment",) or name.endswith("_std"):
             continue
         seen.add(str(fam))
         out.append((name, None, f"{name} ({ds[name].attrs.get('units', '')}; {fam})"))

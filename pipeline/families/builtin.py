@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import importlib
 
+#: the classic tutorial's families: its figures (plot) and its summary box plots (report) draw them
+TUTORIAL: tuple[str, ...] = ("spectrogram", "mel", "mfcc", "chroma", "spectral", "zcr", "rms")
 #: built-in family modules, in store order
-ORDER: tuple[str, ...] = ("spectrogram", "mel", "mfcc", "chroma", "spectral", "zcr", "rms",
-                          "contrast", "flatness", "tonnetz", "onset", "mfcc_delta", "fbank", "whisper")
+ORDER: tuple[str, ...] = (*TUTORIAL, "contrast", "flatness", "tonnetz", "onset", "mfcc_delta", "fbank", "whisper")
 
 for _name in ORDER:
     importlib.import_module(f"{__package__}.{_name}")
