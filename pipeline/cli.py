@@ -120,6 +120,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--name", default="default", help="the index's name in the store [%(default)s]")
     p.add_argument("--rebuild", action="store_true", help="build from scratch (new standardisation statistics)")
     p.add_argument("--storage-options", metavar="JSON")
+    p = sub.add_parser("embed", help="write a trained model's per-segment embedding into the store (resumable)")
+    p.add_argument("store", metavar="STORE")
+    p.add_argument("--model", required=True, metavar="MODEL_DIR", help="a directory written by `train -o`")
+    p.add_argument("--name", default="embedding", help="the variable's name [%(default)s]")
+    p.add_argument("--overwrite", action="store_true", help="replace an embedding of that name made by another model")
+    p.add_argument("--storage-options", metavar="JSON")
     p = sub.add_parser("plot", help="the tutorial's figures, from an audio file or a store segment")
     p.add_argument("source", metavar="AUDIO_FILE|STORE", help="an audio file, or a store with --segment")
     p.add_argument("--segment", type=int, metavar="N", help="a segment of the store (its index)")
@@ -279,6 +285,18 @@ def cmd_index(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_embed(args: argparse.Namespace) -> int:
+    from .embed import embed
+
+    try:
+        result = embed(args.store, args.model, name=args.name, overwrite=args.overwrite,
+                       storage_options=_storage_options(args.storage_options))
+    except ImportError as exc:  # the train extra (PyTorch) is missing
+        raise InputError(str(exc)) from exc
+    print(result.summary())
+    return 0
+
+
 def cmd_plot(args: argparse.Namespace) -> int:
     from .plot import plot
 
@@ -296,7 +314,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"index": cmd_index, "features": cmd_features, "extract": cmd_extract, "plot": cmd_plot, "report": cmd_report, "info": cmd_info, "demo": cmd_demo, "train": cmd_train,
+COMMANDS = {"index": cmd_index, "embed": cmd_embed, "features": cmd_features, "extract": cmd_extract, "plot": cmd_plot, "report": cmd_report, "info": cmd_info, "demo": cmd_demo, "train": cmd_train,
             "query": cmd_query, "similar": cmd_similar}
 
 

@@ -25,7 +25,7 @@ from .errors import ConfigError, InputError, SchemaError, StorageError, one_line
 from .families import is_frame_dim, variable
 from .schema import SPLITS, SUMMARY_STATS
 from .standardize import moments
-from .store import as_text, open_store, store_config
+from .store import as_text, embedding_names, open_store, store_config
 
 __all__ = [
     "as_dataset",
@@ -89,7 +89,9 @@ def summary_variables(ds: xr.Dataset, vars: Sequence[str] | None = None) -> list
         A feature store, as :func:`pipeline.store.open_store` returns it.
     vars : sequence of str, optional
         Frame-level variables (``mfcc`` selects ``mfcc_mean`` and ``mfcc_std``), feature
-        families (``spectral``, ``zcr``) or summary variables (``rms_mean``). Default: all.
+        families (``spectral``, ``zcr``), summary variables (``rms_mean``) or a learned
+        embedding (``embedding``, :mod:`pipeline.embed`). Default: every summary of the audio
+        (embeddings only when named).
 
     Returns
     -------
@@ -106,8 +108,9 @@ def summary_variables(ds: xr.Dataset, vars: Sequence[str] | None = None) -> list
     available = _store_summaries(ds)
     if not available:
         raise SchemaError("Expected <var>_mean/<var>_std summary variables in the store, got none")
-    if vars is None:
-        return available
+    if vars is None:  # learned embeddings only when named: they are not features of the audio
+        learned = set(embedding_names(ds.attrs))
+        return [name for name in available if _family_of(ds, name) not in learned]
     wanted: set[str] = set()
     unknown: list[str] = []
     for name in _names(vars, "variable"):

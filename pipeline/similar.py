@@ -10,7 +10,7 @@ chunk task featurises the store's own files.
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import dask.array as da
@@ -32,7 +32,7 @@ from .query import (
     summary_variables,
 )
 from .settings import setting
-from .store import as_text, store_config
+from .store import as_text, embedding_names, store_config
 
 __all__ = ["featurise_audio", "similar"]
 
@@ -57,6 +57,7 @@ def featurise_audio(
     ds: xr.Dataset,
     vars: Sequence[str] | None = None,
     storage_options: Mapping[str, Any] | None = None,
+    embedders: Mapping[str, Callable[[Mapping[str, np.ndarray]], np.ndarray]] | None = None,
 ) -> np.ndarray:
     """Summary vectors of an outside audio file's segments, made as the store made its own.
 
@@ -74,6 +75,9 @@ def featurise_audio(
         As for :func:`pipeline.query.summary_variables`.
     storage_options : mapping, optional
         fsspec options for a URL.
+    embedders : mapping, optional
+        For each learned embedding among ``vars``, its model (:func:`pipeline.embed.stored_embedder`),
+        run on the file's featurised segments.
 
     Returns
     -------
@@ -99,8 +103,12 @@ def featurise_audio(
             result = featurize_file(uri, config, segments=part, storage_options=storage_options, info=info)
         except DecodeError as exc:
             raise InputError(f"Expected decodable audio, got {uri}: {exc}") from exc
-        _check_stored_variables(names, result.arrays)
-        rows.append(np.concatenate([_flat(result.arrays[name][result.valid]) for name in names], axis=1))
+        arrays = {name: values[result.valid] for name, values in result.arrays.items()}
+        for name, embedder in (embedders or {}).items():
+            if name in names:
+                arrays[name] = embedder(arrays)
+        _check_stored_variables(names, arrays)
+        rows.append(np.concatenate([_flat(arrays[name]) for name in names], axis=1))
     vectors = np.concatenate(rows, axis=0) if rows else np.zeros((0, 0), dtype=np.float32)
     if vectors.shape[0] == 0:
         raise InputError(f"Expected at least one segment of audio in {uri}, got none")
@@ -193,7 +201,8 @@ def similar(
         raise InputError(f"Expected an index {index!r} of the store (audio-pipeline index STORE), got none")
     exclude = -1
     if audio is not None:
-        vector = featurise_audio(audio, ds, names, storage_options).astype(np.float64).mean(axis=0)
+        embedders = _embedders(store, ds, names, storage_options)
+        vector = featurise_audio(audio, ds, names, storage_options, embedders).astype(np.float64).mean(axis=0)
     else:
         if isinstance(segment, bool) or not isinstance(segment, int | np.integer):
             raise InputError(f"Expected segment to be an integer store index, got {segment!r}")
@@ -222,6 +231,22 @@ def similar(
             "label": as_text(sub["label"]),
         }
     )
+
+
+def _embedders(store: str | xr.Dataset, ds: xr.Dataset, names: Sequence[str],
+               storage_options: Mapping[str, Any] | None) -> dict[str, Any]:
+    """The models of the learned embeddings among ``names``, from the store (:mod:`pipeline.embed`)."""
+    learned = [name for name in embedding_names(ds.attrs) if name in names]
+    if not learned:
+        return {}
+    if not isinstance(store, str | os.PathLike):
+        raise InputError(f"Expected a store path or URL to embed an outside file with {', '.join(learned)}, got a dataset")
+    from .embed import stored_embedder
+
+    try:
+        return {name: stored_embedder(os.fspath(store), name, storage_options) for name in learned}
+    except ImportError as exc:  # the train extra (PyTorch) is missing
+        raise InputError(str(exc)) from exc
 
 
 def _exact(matrix: da.Array, vector: np.ndarray, mean: np.ndarray, std: np.ndarray, k: int, exclude: int,

@@ -21,11 +21,13 @@ if TYPE_CHECKING:
     from .results import ChunkReport
 
 __all__ = [
+    "EMBEDDING_KIND",
     "FLAG_PREFIX",
     "Completeness",
     "as_text",
     "completeness",
     "consolidate",
+    "embedding_names",
     "family_done",
     "family_flags",
     "open_group",
@@ -150,6 +152,13 @@ def store_families(attrs: Mapping[str, Any]) -> dict[str, dict[str, str]]:
 
 #: a family added to a store after it was made has its own completeness flag: this prefix + name
 FLAG_PREFIX = "chunk_done_"
+#: the ``kind`` of a family computed from the store by a trained model (:mod:`pipeline.embed`)
+EMBEDDING_KIND = "embedding"
+
+
+def embedding_names(attrs: Mapping[str, Any]) -> list[str]:
+    """The store's learned embeddings (families of kind ``embedding``), in the order recorded."""
+    return [name for name, rec in store_families(attrs).items() if rec.get("kind") == EMBEDDING_KIND]
 
 
 def family_flags(attrs: Mapping[str, Any]) -> dict[str, str]:
