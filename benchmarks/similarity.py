@@ -3,6 +3,7 @@
     python benchmarks/similarity.py            # 1,000,000 x 128 float32 (see docs/similarity.md)
     python benchmarks/similarity.py --quick    # 100,000 x 128, about a minute
     python benchmarks/similarity.py --n 500000
+    python benchmarks/similarity.py --demo DIR # label precision@10 on the demo store: summaries vs CNN embedding
 
 Synthetic data with a fixed seed: 1,000 Gaussian clusters in 128 dimensions, z-scored per column
 with the statistics of the indexed rows, compared by cosine distance (what `audio-pipeline similar`
@@ -193,11 +194,60 @@ def run(lib: Usearch | FaissHNSW, base: np.ndarray, extra: np.ndarray, queries: 
                   add_s, rebuild_s, after, save_s, load_s)
 
 
+def label_precision(vectors: np.ndarray, labels: np.ndarray, queries: np.ndarray, pool: np.ndarray, k: int = K) -> float:
+    """Mean share of each query row's ``k`` nearest ``pool`` rows (cosine on z-scored columns)
+    that carry the query's label."""
+    z = (vectors - vectors.mean(axis=0)) / np.where(vectors.std(axis=0) > 1e-12, vectors.std(axis=0), 1.0)
+    z = normalised(z.astype(np.float32))
+    sims = z[queries] @ z[pool].T
+    nearest = pool[np.argsort(-sims, axis=1, kind="stable")[:, :k]]
+    return float(np.mean(labels[nearest] == labels[queries][:, None]))
+
+
+def demo_precision(directory: str) -> None:
+    """Label precision@10 on the demo store: summary vectors vs the CNN's learned embedding.
+
+    Builds the demo (``audio-pipeline demo DIRECTORY``: corpus, store, both models) unless
+    ``DIRECTORY/features.zarr`` and ``DIRECTORY/model-cnn`` exist, embeds the store with the
+    CNN, then asks, for every test-split segment, how many of its 10 nearest train-split
+    segments (other files: splits are by file, and the CNN never saw the test files) share its
+    label.
+    """
+    import os
+
+    from pipeline.demo import run_demo
+    from pipeline.embed import embed
+    from pipeline.query import compute_arrays, summary_matrix, summary_variables
+    from pipeline.store import as_text, open_store
+
+    store, model = os.path.join(directory, "features.zarr"), os.path.join(directory, "model-cnn")
+    if not (os.path.isdir(store) and os.path.isdir(model)):
+        run_demo(directory)
+    (result, embed_s) = timed(lambda: embed(store, model, name="cnn_embedding", log=lambda _: None))
+    ds = open_store(store)
+    labels, splits = as_text(ds["label"]), as_text(ds["split"])
+    queries, pool = np.flatnonzero(splits == "test"), np.flatnonzero(splits == "train")
+    chance = float(np.mean([np.mean(labels[pool] == label) for label in labels[queries]]))
+    print(f"demo store {store}: {ds.sizes['segment']:,} segments, {len(set(labels))} labels; "
+          f"{queries.size} test-split queries against {pool.size} train-split segments; "
+          f"embed computed {result.computed} chunks in {embed_s:.1f} s")
+    for title, vars in (("summary vectors (every *_mean/*_std)", None), ("CNN embedding (cnn_embedding)", ["cnn_embedding"])):
+        names = summary_variables(ds, vars)
+        (matrix,) = compute_arrays(summary_matrix(ds, names))
+        p = label_precision(np.asarray(matrix, dtype=np.float64), labels, queries, pool)
+        print(f"  label precision@{K} {p:.3f} ({p / chance:.1f}x chance {chance:.3f}): {title}, {matrix.shape[1]} dims")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="100,000 vectors")
     parser.add_argument("--n", type=int, default=None, help="indexed vectors (default 1,000,000)")
+    parser.add_argument("--demo", metavar="DIR", help="instead: label precision@10 on the demo store in DIR "
+                        "(built there if missing), summary vectors vs the CNN's embedding")
     args = parser.parse_args()
+    if args.demo:
+        demo_precision(args.demo)
+        return
     n = args.n or (100_000 if args.quick else 1_000_000)
 
     (base, extra, queries), gen_s = timed(lambda: make_data(n))

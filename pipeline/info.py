@@ -13,9 +13,9 @@ from .store import (
     as_text,
     changed_files,
     completeness,
+    families_text,
     label_counts,
     open_raw,
-    store_families,
     store_versions,
 )
 
@@ -67,14 +67,7 @@ def format_info(url: str, storage_options: Mapping[str, Any] | None = None, *, c
         f"complete: {comp.chunks_done}/{comp.chunks_total} chunks ({100 * comp.fraction:.0f}%), "
         f"{comp.segments_visible} of {comp.segments_total} segments visible"
     )
-    origins = store_families(ds.attrs)
-    lines.append("families: " + ", ".join(
-        f"{name}" + (f" v{origins[name]['version']}" if name in origins else "")
-        + (f" (plugin {origins[name]['module']})" if "source_sha256" in origins.get(name, {}) else "")
-        + (" (added)" if origins.get(name, {}).get("flag") else "")
-        + f" {done}/{comp.chunks_total}"
-        for name, done in comp.families.items()
-    ))
+    lines.append("families: " + families_text(ds.attrs, comp.families, comp.chunks_total))
     lines.append("config: " + " ".join(f"{k}={v}" for k, v in config.items()))
     lines.append("versions: " + " ".join(f"{k}={v}" for k, v in store_versions(ds.attrs).items()))
     lines.append(f"created: {ds.attrs.get('created')}  updated: {ds.attrs.get('updated')}")

@@ -32,11 +32,11 @@ from .standardize import moments
 from .store import (
     as_text,
     completeness,
+    families_text,
     label_counts,
     open_raw,
     open_store,
     store_config,
-    store_families,
     store_versions,
     visible_segments,
 )
@@ -129,12 +129,7 @@ def _overview(store: str, raw: xr.Dataset) -> str:
     ok = status == "ok"
     state = ('<span class="ok">complete</span>' if comp.complete
              else f'<span class="bad">incomplete: {100 * comp.fraction:.0f}%</span>')
-    origins = store_families(raw.attrs)
-    families = ", ".join(
-        f"{name} v{origins.get(name, {}).get('version', '?')}"
-        + (f" (plugin {origins[name]['module']})" if "source_sha256" in origins.get(name, {}) else "")
-        + ("" if done == comp.chunks_total else f" ({done} of {comp.chunks_total} chunks)")
-        for name, done in comp.families.items())
+    families = families_text(raw.attrs, comp.families, comp.chunks_total)
     rows = [
         ("families", families),
         ("chunks done", f"{comp.chunks_done} of {comp.chunks_total}"),

@@ -49,7 +49,7 @@ SETTINGS: dict[str, Setting] = {
     "template-wait-seconds": Setting(600.0, float, "how long a chunk task waits for a new store's template"),
     "outside-batch-segments": Setting(128, int, "segments of an outside file (similar, plot) featurised per decode, "
                                       "which bounds memory for long files"),
-    "crash-after-chunks": Setting(0, int, "for crash tests: the extract client kills its own process (SIGKILL) once "
+    "crash-after-chunks": Setting(0, int, "for crash tests: the extract (or embed) client kills its own process (SIGKILL) once "
                                   "this many chunks of the run are done in the store", zero_means="never"),
 }
 

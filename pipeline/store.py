@@ -28,6 +28,7 @@ __all__ = [
     "completeness",
     "consolidate",
     "embedding_names",
+    "families_text",
     "family_done",
     "family_flags",
     "open_group",
@@ -181,6 +182,21 @@ def family_done(ds: xr.Dataset) -> dict[str, np.ndarray]:
         flag = flags.get(name)
         out[name] = done & np.asarray(ds[flag].values).astype(bool) if flag and flag in ds.variables else done
     return out
+
+
+def families_text(attrs: Mapping[str, Any], done: Mapping[str, int], total: int) -> str:
+    """The store's families in one line, as ``info`` and the report show them: name, version,
+    origin (a plugin's module, added later, a learned embedding's model) and chunks done."""
+    origins = store_families(attrs)
+
+    def one(name: str, count: int) -> str:
+        rec = origins.get(name, {})
+        origin = (f" (plugin {rec['module']})" if "source_sha256" in rec else "") + (
+            f" (embedding of a {rec.get('model', '?')})" if rec.get("kind") == EMBEDDING_KIND
+            else " (added)" if rec.get("flag") else "")
+        return f"{name} v{rec.get('version', '?')}{origin} {count}/{total}"
+
+    return ", ".join(one(name, count) for name, count in done.items())
 
 
 def open_raw(url: str, storage_options: Mapping[str, Any] | None = None) -> xr.Dataset:

@@ -99,7 +99,7 @@ def test_embed_writes_the_penultimate_layer_of_every_visible_segment(trained: tu
     assert plain["embedding"].attrs["family"] == "embedding"
     assert not any(v.startswith("embedding") for v in summary_variables(ds))
     assert list(query(str(store), vars=["embedding"]).filter(like="embedding").columns)[:2] == ["embedding_0", "embedding_1"]
-    assert f"embedding v{families['version']} (added) {result.chunks_total}/{result.chunks_total}" in format_info(str(store))
+    assert f"embedding v{families['version']} (embedding of a cnn) {result.chunks_total}/{result.chunks_total}" in format_info(str(store))
     # the model kept in the store is the model: same vectors
     kept = stored_embedder(str(store), "embedding")
     mel = ds["mel"].values[:7]
