@@ -28,8 +28,7 @@ import numpy as np
 import zarr
 
 from .errors import InputError, SchemaError
-from .query import compute_arrays, segment_ids, standardize_stats, summary_matrix, summary_variables
-from .store import open_group, open_store
+from .store import open_group
 
 __all__ = ["INDEX_GROUP", "IndexManifest", "IndexState", "build_index", "index_names", "index_state", "load_index",
            "search_index"]
@@ -138,14 +137,22 @@ def load_index(store: str, name: str = "default", storage_options: Mapping[str, 
 
 
 def index_state(store: str, name: str = "default", storage_options: Mapping[str, Any] | None = None,
-                ds: Any = None) -> IndexState | None:
-    """The index ``name`` against the store's visible segments now (None without an index)."""
+                ds: Any = None, visible: np.ndarray | None = None) -> IndexState | None:
+    """The index ``name`` against the store's visible segments now (None without an index).
+
+    ``visible`` (the store's visible segment indices, :func:`pipeline.store.visible_segments`)
+    or ``ds`` (as :func:`pipeline.store.open_store` returns it) spares opening the store again.
+    """
     group = _group(store, storage_options, _check_name(name), create=False)
     manifest = None if group is None else _manifest(group.attrs, name)
     if group is None or manifest is None:
         return None
-    ds = open_store(store, storage_options) if ds is None else ds
-    ids = segment_ids(ds)
+    if visible is None:
+        from .query import segment_ids
+        from .store import open_store
+
+        visible = segment_ids(open_store(store, storage_options) if ds is None else ds)
+    ids = np.asarray(visible, dtype=np.int64)
     held = np.asarray(group[f"segments_{manifest.build}"][:], dtype=np.int64)
     missing = int(np.count_nonzero(~np.isin(ids, held)))
     return IndexState(manifest=manifest, visible=int(ids.size), missing=missing)
@@ -184,6 +191,15 @@ def build_index(store: str, *, vars: Sequence[str] | None = None, name: str = "d
     """
     name = _check_name(name)
     Index = _usearch()
+    from .query import (
+        compute_arrays,
+        segment_ids,
+        standardize_stats,
+        summary_matrix,
+        summary_variables,
+    )
+    from .store import open_store
+
     ds = open_store(store, storage_options)
     ids = segment_ids(ds)
     if ids.size == 0:

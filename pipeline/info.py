@@ -17,6 +17,7 @@ from .store import (
     label_counts,
     open_raw,
     store_versions,
+    visible_segments,
 )
 
 __all__ = ["format_info"]
@@ -25,13 +26,13 @@ __all__ = ["format_info"]
 _SPLIT_WIDTHS = (8, 6, 6)
 
 
-def _indexes(url: str, storage_options: Mapping[str, Any] | None) -> list[str]:
-    """One line per nearest-neighbour index of the store: rows held against visible segments."""
+def _indexes(url: str, storage_options: Mapping[str, Any] | None, visible: np.ndarray) -> list[str]:
+    """One line per nearest-neighbour index of the store: rows held against the visible segments."""
     from .index import index_names, index_state
 
     out = []
     for name in index_names(url, storage_options):
-        state = index_state(url, name, storage_options)
+        state = index_state(url, name, storage_options, visible=visible)
         if state is None:
             continue
         m = state.manifest
@@ -59,7 +60,7 @@ def format_info(url: str, storage_options: Mapping[str, Any] | None = None, *, c
     str
         Lines of text, without a trailing newline.
     """
-    ds = open_raw(url, storage_options)
+    ds = open_raw(url, storage_options, dask=False)
     comp = completeness(ds)
     config = {k: ds.attrs.get(k) for k in FeatureConfig().to_dict() if k in ds.attrs}
     lines = [f"store: {url}"]
@@ -103,7 +104,7 @@ def format_info(url: str, storage_options: Mapping[str, Any] | None = None, *, c
     if warned.size:
         lines.append("warnings:")
         lines.extend(f"  {paths[i]}: {warning[i]}" for i in warned)
-    lines.extend(_indexes(url, storage_options))
+    lines.extend(_indexes(url, storage_options, visible_segments(ds)))
     if check_files:
         changed = changed_files(ds, storage_options)
         lines.append(f"changed since extraction: {len(changed)} files" + (" (re-extract them with --overwrite)" if changed else ""))

@@ -199,11 +199,17 @@ def families_text(attrs: Mapping[str, Any], done: Mapping[str, int], total: int)
     return ", ".join(one(name, count) for name, count in done.items())
 
 
-def open_raw(url: str, storage_options: Mapping[str, Any] | None = None) -> xr.Dataset:
-    """The store as plain ``xr.open_zarr`` sees it: every segment, complete or not."""
+def open_raw(url: str, storage_options: Mapping[str, Any] | None = None, *, dask: bool = True) -> xr.Dataset:
+    """The store as plain ``xr.open_zarr`` sees it: every segment, complete or not.
+
+    ``dask=False`` backs the variables by xarray's lazily indexed arrays instead of Dask (for
+    readers of a few small variables, such as ``info``: no Dask import, no task graph).
+    """
+    chunking: dict[str, Any] = {} if dask else {"chunks": None}
     try:
         with quiet_zarr():
-            ds: xr.Dataset = xr.open_zarr(_zarr_store(url, storage_options, read_only=True), consolidated=None)
+            ds: xr.Dataset = xr.open_zarr(_zarr_store(url, storage_options, read_only=True), consolidated=None,
+                                          **chunking)
     except (FileNotFoundError, KeyError) as exc:
         raise SchemaError(f"Expected a feature store at {url}, found none") from exc
     if "chunk_done" not in ds.variables or "segment_valid" not in ds.variables:
