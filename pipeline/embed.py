@@ -28,8 +28,7 @@ import zarr
 
 from .errors import ConfigMismatch, InputError, SchemaError
 from .families import family_names
-from .grow import flag_name
-from .io import is_url
+from .grow import commit_variables, flag_name
 from .lock import StoreLock
 from .settings import setting
 from .store import (
@@ -38,7 +37,6 @@ from .store import (
     embedding_names,
     open_group,
     open_raw,
-    quiet_zarr,
     store_families,
     zarr_array,
 )
@@ -211,17 +209,7 @@ def _create(store: str, options: Mapping[str, Any], model: TrainedModel, name: s
                        {"description": f"1 once the chunk's {name} embedding is written (written last)", "units": "1"})
     new = xr.Dataset({name: var}, coords={flag_name(name): flag})
     encoding = {name: {"chunks": (chunk, dim)}, flag_name(name): {"chunks": (1,)}}
-    with quiet_zarr():
-        new.to_zarr(store, mode="a", compute=False, encoding=encoding, consolidated=False, zarr_format=3,
-                    storage_options=dict(options) if is_url(store) else None)
-    group = open_group(store, options, mode="r+")
-    coordinate_names = " ".join(dict.fromkeys(
-        f"{attrs.get('coordinates', '')} {group.attrs.get('coordinates', '')}".split()))
-    families = store_families(attrs)
-    families[name] = record
-    group.attrs.put({**attrs, "families": json.dumps(families, sort_keys=True),
-                     **({"coordinates": coordinate_names} if coordinate_names else {})})
-    consolidate(store, options)
+    commit_variables(store, options, attrs, new, encoding, {name: record})
 
 
 def _compute(store: str, options: Mapping[str, Any], ds: xr.Dataset, embedder: Embedder, name: str,

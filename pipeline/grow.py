@@ -32,7 +32,7 @@ from .store import (
     store_families,
 )
 
-__all__ = ["add_families", "added_families", "flag_name", "pending_families"]
+__all__ = ["add_families", "added_families", "commit_variables", "flag_name", "pending_families"]
 
 
 def flag_name(name: str) -> str:
@@ -79,20 +79,27 @@ def add_families(store_url: str, options: Mapping[str, Any], config: FeatureConf
     for name in [*data_vars, *(k for k in coords if k.startswith(FLAG_PREFIX))]:
         if name in group:
             del group[name]
-    new = xr.Dataset(data_vars, coords=coords)
+    records = {name: {**family(name).describe(), "flag": flag_name(name)} for name in added}
+    stored = store_config(attrs, known_families_only=True).features
+    features = [name for name in family_names() if name in records or name in store_families(attrs) or name in stored]
+    commit_variables(store_url, options, attrs, xr.Dataset(data_vars, coords=coords), encoding, records,
+                     features=features)
+
+
+def commit_variables(store_url: str, options: Mapping[str, Any], attrs: Mapping[str, Any], new: xr.Dataset,
+                     encoding: Mapping[str, Any], records: Mapping[str, Mapping[str, str]], **more: Any) -> None:
+    """Write ``new``'s placeholder variables into the store, then record ``records`` in its
+    ``families`` attribute (and ``more`` attributes) over the root attributes ``attrs`` read
+    before the write: that is the commit point of an added family."""
     with quiet_zarr():
-        new.to_zarr(store_url, mode="a", compute=False, encoding=encoding, consolidated=False, zarr_format=3,
+        new.to_zarr(store_url, mode="a", compute=False, encoding=dict(encoding), consolidated=False, zarr_format=3,
                     storage_options=dict(options) if is_url(store_url) else None)
     group = open_group(store_url, options, mode="r+")
     # xarray names the coordinates no variable refers to in a root attribute: keep both lists
     coordinate_names = " ".join(dict.fromkeys(
         f"{attrs.get('coordinates', '')} {group.attrs.get('coordinates', '')}".split()))
-    families = store_families(attrs)
-    for name in added:
-        families[name] = {**family(name).describe(), "flag": flag_name(name)}
-    stored = store_config(attrs, known_families_only=True).features
-    features = [name for name in family_names() if name in families or name in stored]
-    group.attrs.put({**attrs, "families": json.dumps(families, sort_keys=True), "features": features,
+    families = {**store_families(attrs), **{name: dict(rec) for name, rec in records.items()}}
+    group.attrs.put({**attrs, "families": json.dumps(families, sort_keys=True), **more,
                      **({"coordinates": coordinate_names} if coordinate_names else {})})
     consolidate(store_url, options)
 
