@@ -169,14 +169,15 @@ def _remove(store: str, options: Mapping[str, Any], name: str) -> None:
     families = store_families(attrs)
     families.pop(name, None)
     group.attrs.put({**attrs, "families": json.dumps(families, sort_keys=True)})
-    for key in (name, flag_name(name), f"{name}_dim"):
-        if key in group:
-            del group[key]
-    _drop_model(group, name)
+    _drop(group, name)
     consolidate(store, options)
 
 
-def _drop_model(root: Any, name: str) -> None:
+def _drop(root: Any, name: str) -> None:
+    """Delete embedding ``name``'s arrays and its model group, whichever exist."""
+    for key in (name, flag_name(name), f"{name}_dim"):
+        if key in root:
+            del root[key]
     models = root.get(EMBED_GROUP)
     if models is not None and name in models:
         del models[name]
@@ -191,10 +192,7 @@ def _create(store: str, options: Mapping[str, Any], model: TrainedModel, name: s
     chunk = int(ds.attrs["segment_chunk"])
     group = open_group(store, options, mode="r+")
     attrs = dict(group.attrs)  # to_zarr(mode="a") replaces the root attributes: put them back
-    for key in (name, flag_name(name), f"{name}_dim"):  # leftovers of a creation interrupted before its commit
-        if key in group:
-            del group[key]
-    _drop_model(group, name)
+    _drop(group, name)  # leftovers of a creation interrupted before its commit
     models = group.require_group(EMBED_GROUP).require_group(name)
     for key, value in model.weights.items():
         values = np.asarray(value)
