@@ -80,8 +80,8 @@ def add_families(store_url: str, options: Mapping[str, Any], config: FeatureConf
         if name in group:
             del group[name]
     records = {name: {**family(name).describe(), "flag": flag_name(name)} for name in added}
-    stored = store_config(attrs, known_families_only=True).features
-    features = [name for name in family_names() if name in records or name in store_families(attrs) or name in stored]
+    recorded = {*store_families(attrs), *records, *store_config(attrs, known_families_only=True).features}
+    features = [name for name in family_names() if name in recorded]
     commit_variables(store_url, options, attrs, xr.Dataset(data_vars, coords=coords), encoding, records,
                      features=features)
 
