@@ -61,7 +61,8 @@ def format_info(url: str, storage_options: Mapping[str, Any] | None = None, *, c
         Lines of text, without a trailing newline.
     """
     ds = open_raw(url, storage_options, dask=False)
-    comp = completeness(ds)
+    visible = visible_segments(ds)
+    comp = completeness(ds, visible)
     config = {k: ds.attrs.get(k) for k in FeatureConfig().to_dict() if k in ds.attrs}
     lines = [f"store: {url}"]
     lines.append(
@@ -87,7 +88,7 @@ def format_info(url: str, storage_options: Mapping[str, Any] | None = None, *, c
     )
     lines.append(f"  {'label':<16}{'files':>7}{'segments':>10}{'hours':>9}"
                  + "".join(f"{s:>{w}}" for s, w in zip(SPLITS, _SPLIT_WIDTHS, strict=True)))
-    for row in label_counts(ds):
+    for row in label_counts(ds, visible):
         if not (row.files or row.segments):
             continue  # a label whose every file failed: listed under failed files
         lines.append(
@@ -104,7 +105,7 @@ def format_info(url: str, storage_options: Mapping[str, Any] | None = None, *, c
     if warned.size:
         lines.append("warnings:")
         lines.extend(f"  {paths[i]}: {warning[i]}" for i in warned)
-    lines.extend(_indexes(url, storage_options, visible_segments(ds)))
+    lines.extend(_indexes(url, storage_options, visible))
     if check_files:
         changed = changed_files(ds, storage_options)
         lines.append(f"changed since extraction: {len(changed)} files" + (" (re-extract them with --overwrite)" if changed else ""))

@@ -295,11 +295,12 @@ class Completeness:
         return self.chunks_done == self.chunks_total
 
 
-def completeness(ds: xr.Dataset) -> Completeness:
+def completeness(ds: xr.Dataset, visible: np.ndarray | None = None) -> Completeness:
+    """How complete the store is; ``visible`` defaults to :func:`visible_segments`."""
     done = np.asarray(ds["chunk_done"].values).astype(bool)
     return Completeness(
         chunks_done=int(done.sum()), chunks_total=int(done.size),
-        segments_visible=int(visible_segments(ds).size),
+        segments_visible=int((visible_segments(ds) if visible is None else visible).size),
         segments_total=int((np.asarray(ds["segment_file"].values) >= 0).sum()),
         families={name: int(flags.sum()) for name, flags in family_done(ds).items()},
     )
