@@ -19,14 +19,18 @@ install: venv
 install-test: venv
 	$(BIN)/python -m pip install --quiet -e '.[test,s3,train,notebooks]' $(TORCH_PIN)
 
-# espeak-ng, sox and ffmpeg make real test signals and decode what libsndfile cannot.
+# espeak-ng, sox and ffmpeg make real test signals and decode what libsndfile cannot; as root,
+# slurm-wlm and munge too: tests/test_slurm.py brings up a one-node SLURM with them (else it skips).
 system-deps:
-	@missing=""; for t in espeak-ng sox ffmpeg; do command -v $$t >/dev/null 2>&1 || missing="$$missing $$t"; done; \
-	if [ -n "$$missing" ]; then \
-	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
-	    echo "installing$$missing"; \
-	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq espeak-ng sox ffmpeg >/dev/null; \
-	  else \
+	@PATH="$$PATH:/usr/sbin:/sbin"; root=""; [ "$$(id -u)" = 0 ] && root=1; \
+	missing=""; for t in espeak-ng sox ffmpeg; do command -v $$t >/dev/null 2>&1 || missing="$$missing $$t"; done; \
+	packages="$$missing"; \
+	if [ -n "$$root" ] && ! { command -v slurmctld && command -v munged; } >/dev/null 2>&1; then packages="$$packages slurm-wlm munge"; fi; \
+	if [ -n "$$packages" ]; then \
+	  if [ -n "$$root" ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "installing$$packages"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$packages >/dev/null; \
+	  elif [ -n "$$missing" ]; then \
 	    echo "missing$$missing: install them (apt-get install espeak-ng sox ffmpeg); tests that need them will fail"; \
 	  fi; \
 	fi
