@@ -72,8 +72,12 @@ def free_port() -> int:
 
 @pytest.fixture(scope="session")
 def s3_server() -> Iterator[str]:
+    import werkzeug.serving
     from moto.server import ThreadedMotoServer
 
+    # werkzeug writes a response's headers and body separately: with Nagle's algorithm on, each
+    # response on a kept-alive connection waits for the client's delayed ACK (~40 ms)
+    werkzeug.serving.WSGIRequestHandler.disable_nagle_algorithm = True
     port = free_port()
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port)
     server.start()

@@ -31,6 +31,9 @@ class FaultyS3Proxy:
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            # headers and body go out in separate writes: with Nagle's algorithm on, each
+            # response on a kept-alive connection waits for the client's delayed ACK (~40 ms)
+            disable_nagle_algorithm = True
 
             def log_message(self, format: str, *args: object) -> None:
                 pass

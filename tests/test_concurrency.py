@@ -28,6 +28,17 @@ def _cmd(corpus: Path, store: Path, *extra: str) -> list[str]:
             "--segment-chunk", "2", *extra]
 
 
+def _run_here(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
+    """A command in this process, where no second process is what the test is about: its exit
+    code, stdout and stderr."""
+    from pipeline.cli import main
+
+    capsys.readouterr()
+    code = main(args)
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
 def _plant(store: Path, **fields: object) -> None:
     now = time.time()
     claim = {"run": "f" * 32, "host": socket.gethostname(), "pid": os.getpid(), "started": now, "renewed": now} | fields
@@ -41,7 +52,8 @@ def clips(tmp_path: Path) -> Path:
     return root
 
 
-def test_a_live_claim_refuses_a_second_run_in_one_line(clips: Path, tmp_path: Path) -> None:
+def test_a_live_claim_refuses_a_second_run_in_one_line(clips: Path, tmp_path: Path,
+                                                        capsys: pytest.CaptureFixture[str]) -> None:
     store = tmp_path / "s.zarr"
     with StoreLock(str(store)) as claim:
         proc = subprocess.run(_cmd(clips, store), capture_output=True, text=True, timeout=300, check=False)
@@ -53,12 +65,13 @@ def test_a_live_claim_refuses_a_second_run_in_one_line(clips: Path, tmp_path: Pa
         assert not store.exists(), "the refused run touched the store"
     assert not Path(lock_path(str(store))).exists(), "the claim outlived its block"
     # released: the same command now runs
-    proc = subprocess.run(_cmd(clips, store), capture_output=True, text=True, timeout=300, check=False)
-    assert proc.returncode == 0, proc.stderr
+    code, _, err = _run_here(_cmd(clips, store)[3:], capsys)
+    assert code == 0, err
     assert not Path(lock_path(str(store))).exists()
 
 
-def test_two_runs_started_at_once_leave_a_correct_store(clips: Path, tmp_path: Path) -> None:
+def test_two_runs_started_at_once_leave_a_correct_store(clips: Path, tmp_path: Path,
+                                                        capsys: pytest.CaptureFixture[str]) -> None:
     """Two real processes race for a new store: one writes it, the other refuses (or, if they
     did not overlap, finds it complete); the store equals a one-shot run and `info` reads it."""
     store = tmp_path / "raced.zarr"
@@ -75,22 +88,22 @@ def test_two_runs_started_at_once_leave_a_correct_store(clips: Path, tmp_path: P
             computed += int(out.split(" of ", 1)[0].rsplit(" ", 1)[1])
     total = open_store(str(store)).sizes["chunk"]
     assert computed == total, f"chunks computed twice: {results}"
-    info = subprocess.run([sys.executable, "-m", "pipeline", "info", str(store)], capture_output=True, text=True,
-                          timeout=120, check=False)
-    assert info.returncode == 0, info.stderr
+    code, _, err = _run_here(["info", str(store)], capsys)
+    assert code == 0, err
     clean = tmp_path / "clean.zarr"
     extract([clips], str(clean), CONFIG, scheduler="synchronous", label_from="parent", progress=False, segment_chunk=2)
     assert_same_content(open_store(str(store)), open_store(str(clean)))
 
 
-def test_a_claim_left_by_a_dead_process_on_this_host_expires_at_once(clips: Path, tmp_path: Path) -> None:
+def test_a_claim_left_by_a_dead_process_on_this_host_expires_at_once(clips: Path, tmp_path: Path,
+                                                                     capsys: pytest.CaptureFixture[str]) -> None:
     dead = subprocess.Popen(["true"])
     dead.wait()
     store = tmp_path / "s.zarr"
     _plant(store, pid=dead.pid)
-    proc = subprocess.run(_cmd(clips, store), capture_output=True, text=True, timeout=300, check=False)
-    assert proc.returncode == 0, proc.stderr
-    assert f"took over a stale claim on the store (run ffffffff, pid {dead.pid} " in proc.stderr
+    code, _, err = _run_here(_cmd(clips, store)[3:], capsys)
+    assert code == 0, err
+    assert f"took over a stale claim on the store (run ffffffff, pid {dead.pid} " in err
 
 
 def test_another_hosts_claim_expires_after_its_ttl(tmp_path: Path) -> None:
@@ -133,7 +146,8 @@ def test_a_live_run_renews_its_claim_and_learns_when_it_is_taken_over(tmp_path: 
     assert Claim.from_bytes(Path(lock_path(str(store))).read_bytes()).run == "e" * 32  # type: ignore[union-attr]
 
 
-def test_a_run_killed_before_its_template_existed_is_resumed(clips: Path, tmp_path: Path) -> None:
+def test_a_run_killed_before_its_template_existed_is_resumed(clips: Path, tmp_path: Path,
+                                                             capsys: pytest.CaptureFixture[str]) -> None:
     store = tmp_path / "s.zarr"
     cmd = _cmd(clips, store)
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
@@ -144,9 +158,9 @@ def test_a_run_killed_before_its_template_existed_is_resumed(clips: Path, tmp_pa
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
     assert lock.exists(), "the run ended before it could be killed"
-    rerun = subprocess.run(cmd, capture_output=True, text=True, timeout=300, check=False)
-    assert rerun.returncode == 0, rerun.stderr
-    assert "took over a stale claim" in rerun.stderr
+    code, _, err = _run_here(cmd[3:], capsys)
+    assert code == 0, err
+    assert "took over a stale claim" in err
     clean = tmp_path / "clean.zarr"
     extract([clips], str(clean), CONFIG, scheduler="synchronous", label_from="parent", progress=False, segment_chunk=2)
     assert_same_content(open_store(str(store)), open_store(str(clean)))

@@ -130,6 +130,17 @@ def _chunk_flags(store: Path) -> list[int]:
     return [int(v) for v in np.asarray(open_group(str(store), mode="r")["chunk_done"][:])]
 
 
+def _rerun_here(cmd: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
+    """The same command in this process (the kill needed a process of its own; the rerun does
+    not): its exit code, stdout and stderr."""
+    from pipeline.cli import main
+
+    capsys.readouterr()
+    code = main(cmd[3:])
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
 def _crash_after(k: int) -> dict[str, str]:
     """The environment of a run that SIGKILLs itself once ``k`` of its chunks are done in the
     store (``pipeline.crash-after-chunks``)."""
@@ -139,8 +150,7 @@ def _crash_after(k: int) -> dict[str, str]:
 def _assert_equals_clean_run(corpus: Path, store: Path, tmp_path: Path) -> None:
     """Every array of ``store`` equals that of an uninterrupted in-process run."""
     clean = tmp_path / "clean.zarr"
-    subprocess.run(_extract_cmd(corpus, clean, "--scheduler", "synchronous", "--segment-chunk", "2"), check=True,
-                   capture_output=True, timeout=300)
+    extract([corpus], str(clean), CONFIG, scheduler="synchronous", label_from="parent", progress=False, segment_chunk=2)
     a, b = open_raw(str(store)).load(), open_raw(str(clean)).load()
     for name in a.data_vars:
         xr.testing.assert_identical(a[name], b[name])
@@ -148,7 +158,7 @@ def _assert_equals_clean_run(corpus: Path, store: Path, tmp_path: Path) -> None:
         np.testing.assert_array_equal(a[name].values, b[name].values)
 
 
-def test_sigkill_of_the_client_then_rerun_resumes(tmp_path: Path) -> None:
+def test_sigkill_of_the_client_then_rerun_resumes(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """The client dies by SIGKILL right after its third chunk is done (in-process, chunks run
     one after the other): the store holds exactly those three; the rerun computes the rest."""
     corpus = tmp_path / "corpus"
@@ -162,22 +172,22 @@ def test_sigkill_of_the_client_then_rerun_resumes(tmp_path: Path) -> None:
     assert total > 3 and flags == [1, 1, 1] + [0] * (total - 3)
     reports = chunk_reports(open_raw(str(store)))
     assert [r is not None for r in reports] == [True] * 3 + [False] * (total - 3)
-    rerun = subprocess.run(cmd, capture_output=True, text=True, check=False, timeout=300)
-    assert rerun.returncode == 0, rerun.stderr
-    assert f"resuming: 3 of {total} chunks done" in rerun.stderr
-    assert f"{total - 3} of {total} chunks computed" in rerun.stdout
+    code, out, err = _rerun_here(cmd, capsys)
+    assert code == 0, err
+    assert f"resuming: 3 of {total} chunks done" in err
+    assert f"{total - 3} of {total} chunks computed" in out
     assert _chunk_flags(store) == [1] * total
     _assert_equals_clean_run(corpus, store, tmp_path)
 
 
-def test_sigkill_during_an_append_then_rerun_resumes(tmp_path: Path) -> None:
+def test_sigkill_during_an_append_then_rerun_resumes(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """An append whose client dies after one of its new chunks: the rerun keeps the grown
     store, computes only the new chunks not done, and equals a one-shot run."""
     corpus = tmp_path / "corpus"
     write_clips(corpus, [f"a{i}" for i in range(2)])
     store = tmp_path / "grown.zarr"
     cmd = _extract_cmd(corpus, store, "--scheduler", "synchronous", "--segment-chunk", "2")
-    subprocess.run(cmd, capture_output=True, check=True, timeout=300)
+    extract([corpus], str(store), CONFIG, scheduler="synchronous", label_from="parent", progress=False, segment_chunk=2)
     old = len(_chunk_flags(store))
     write_clips(corpus, [f"a{i}" for i in range(2, 5)])  # new files beside the old ones
     killed = subprocess.run(cmd, env=_crash_after(1), capture_output=True, text=True, check=False, timeout=300)
@@ -186,13 +196,12 @@ def test_sigkill_during_an_append_then_rerun_resumes(tmp_path: Path) -> None:
     flags = _chunk_flags(store)
     total = len(flags)
     assert total > old + 1 and flags == [1] * (old + 1) + [0] * (total - old - 1)
-    rerun = subprocess.run(cmd, capture_output=True, text=True, check=False, timeout=300)
-    assert rerun.returncode == 0, rerun.stderr
-    assert f"resuming: {old + 1} of {total} chunks done" in rerun.stderr and "appending" not in rerun.stderr
-    assert f"{total - old - 1} of {total} chunks computed" in rerun.stdout
+    code, out, err = _rerun_here(cmd, capsys)
+    assert code == 0, err
+    assert f"resuming: {old + 1} of {total} chunks done" in err and "appending" not in err
+    assert f"{total - old - 1} of {total} chunks computed" in out
     one_shot = tmp_path / "one.zarr"
-    subprocess.run(_extract_cmd(corpus, one_shot, "--scheduler", "synchronous", "--segment-chunk", "2"), check=True,
-                   capture_output=True, timeout=300)
+    extract([corpus], str(one_shot), CONFIG, scheduler="synchronous", label_from="parent", progress=False, segment_chunk=2)
     assert_same_content(open_store(str(store)), open_store(str(one_shot)))
 
 
