@@ -1,7 +1,7 @@
-"""librosa, as the package imports it: its cached gufuncs compiled or loaded one process at a time.
+"""librosa for the references, tests and plots (the compute path uses :mod:`pipeline.dsp`), as the package imports it: its cached gufuncs compiled or loaded one process at a time.
 
 librosa declares gufuncs with explicit signatures and ``cache=True`` (``_pi_wrapper`` behind
-chroma's tuning estimate, ``_zc_wrapper``, ``_localmax``, ...): numba compiles them when their
+``librosa.estimate_tuning``, ``_zc_wrapper``, ``_localmax``, ...): numba compiles them when their
 module is imported and writes them to its on-disk cache. Two processes doing that at once on a
 cold cache (the workers of a first run after an install, parallel test processes) can leave a
 kernel and its wrapper from different compilations, and every later import segfaults

@@ -14,8 +14,8 @@ from __future__ import annotations
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from ._librosa import librosa
 from .config import FeatureConfig
+from .dsp import fft_frequencies
 from .errors import ConfigError
 from .filterbanks import bin_moments, chroma_basis, per_segment_product
 from .kernel_checks import check_array, check_batch, check_frame_counts, check_positive_int
@@ -210,7 +210,7 @@ def spectral_shape(magnitude: np.ndarray, live: np.ndarray, config: FeatureConfi
     threshold = np.float32(0.85) * total[:, -1:]
     # the first bin whose cumulative energy reaches the threshold: the number of bins below it
     first = np.count_nonzero(total < threshold, axis=-1)
-    freq = librosa.fft_frequencies(sr=config.sr, n_fft=config.n_fft)
+    freq = fft_frequencies(sr=config.sr, n_fft=config.n_fft)
     rolloff = freq[np.minimum(first, n_freq - 1)]
     return {
         "spectral_centroid": (centroid_bins * bin_hz).astype(np.float32).reshape(n, t),

@@ -13,7 +13,7 @@ from functools import lru_cache
 import numpy as np
 import scipy.fft
 
-from ._librosa import librosa
+from .dsp import chroma_filters, mel_filters
 
 __all__ = ["bin_moments", "chroma_basis", "dct_basis", "mel_basis", "per_segment_product"]
 
@@ -38,7 +38,7 @@ def mel_basis(sr: int, n_fft: int, n_mels: int, fmin: float, fmax: float) -> np.
     M_t : np.ndarray [shape=(1 + n_fft // 2, n_mels), dtype=float32]
         C-contiguous, read-only, cached.
     """
-    basis = librosa.filters.mel(sr=sr, n_fft=n_fft, n_mels=n_mels, fmin=fmin, fmax=fmax)
+    basis = mel_filters(sr=sr, n_fft=n_fft, n_mels=n_mels, fmin=fmin, fmax=fmax)
     out = np.ascontiguousarray(basis.T)
     out.setflags(write=False)
     return out
@@ -64,7 +64,7 @@ def chroma_basis(sr: int, n_fft: int, tuning: float, n_chroma: int) -> np.ndarra
     C_t : np.ndarray [shape=(1 + n_fft // 2, n_chroma), dtype=float32]
         C-contiguous, read-only, cached (one per tuning seen: there are at most 100).
     """
-    basis = librosa.filters.chroma(sr=sr, n_fft=n_fft, tuning=tuning, n_chroma=n_chroma)
+    basis = chroma_filters(sr=sr, n_fft=n_fft, tuning=tuning, n_chroma=n_chroma)
     out = np.ascontiguousarray(basis.T)
     out.setflags(write=False)
     return out

@@ -15,8 +15,8 @@ from functools import lru_cache
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from ._librosa import librosa
 from .config import stft_frames
+from .dsp import hann_window
 from .errors import ConfigError
 from .kernel_checks import check_array, check_batch, check_frame_counts, check_positive_int
 
@@ -40,7 +40,7 @@ _FFT_BLOCK_BYTES = 1 << 20
 
 @lru_cache(maxsize=16)
 def _window(n_fft: int) -> np.ndarray:
-    window: np.ndarray = librosa.filters.get_window("hann", n_fft, fftbins=True)
+    window = hann_window(n_fft)
     window.setflags(write=False)
     return window
 
@@ -116,7 +116,6 @@ def _spectrum_blocks(y: np.ndarray, n_fft: int, hop_length: int, n_frames: int |
     frames = _frames(y, n_fft, hop_length)
     total = frames.shape[1] if n_frames is None else min(n_frames, frames.shape[1])
     window = _window(n_fft)
-    fft = librosa.get_fftlib()  # librosa's own FFT (numpy.fft unless set_fftlib): the same bits
     block = max(1, _FFT_BLOCK_BYTES // (8 * n_fft))
     live = _live_frames(y, n_fft, hop_length) if live is None else live
     for i, n_live in enumerate(np.minimum(live, total).tolist()):
@@ -124,7 +123,8 @@ def _spectrum_blocks(y: np.ndarray, n_fft: int, hop_length: int, n_frames: int |
             yield i, slice(n_live, total), np.zeros((total - n_live, 1 + n_fft // 2), dtype=np.complex64)
         for start in range(0, n_live, block):
             rows = slice(start, min(start + block, n_live))
-            yield i, rows, fft.rfft(frames[i, rows] * window, axis=-1).astype(np.complex64)
+            # numpy.fft: librosa's FFT unless librosa.set_fftlib replaced it
+            yield i, rows, np.fft.rfft(frames[i, rows] * window, axis=-1).astype(np.complex64)
 
 
 def stft(*, y: np.ndarray, n_fft: int = 2048, hop_length: int = 512) -> np.ndarray:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._librosa import librosa
+from .dsp import fft_frequencies, parabolic_shift
 from .errors import InputError
 from .kernel_checks import check_array, check_positive_int
 
@@ -65,7 +65,7 @@ def estimate_tuning(*, S: np.ndarray, sr: int, bins_per_octave: int = 12) -> np.
     check_positive_int(bins_per_octave, name="bins_per_octave")
     S = np.asarray(S, dtype=np.float32)
     n_fft = 2 * (S.shape[-1] - 1)
-    fft_freqs = librosa.fft_frequencies(sr=sr, n_fft=n_fft)
+    fft_freqs = fft_frequencies(sr=sr, n_fft=n_fft)
     band = np.flatnonzero((fft_freqs >= _FMIN) & (fft_freqs < min(_FMAX, float(sr) / 2)))
     tunings = np.zeros(S.shape[0], dtype=np.float64)
     if band.size == 0:
@@ -74,8 +74,8 @@ def estimate_tuning(*, S: np.ndarray, sr: int, bins_per_octave: int = 12) -> np.
     if seg.size == 0:
         return tunings
     left, mid, right = S[seg, frame, bins - 1], S[seg, frame, bins], S[seg, frame, bins + 1]
-    # librosa's own (numba) stencil for the parabolic shift; np.gradient's central difference
-    shift = librosa.core.pitch._parabolic_interpolation(np.stack([left, mid, right], axis=-1), axis=-1)[:, 1]
+    # librosa's (numba) stencil for the parabolic shift; np.gradient's central difference
+    shift = parabolic_shift(left, mid, right)
     avg = (right - left) / 2.0
     dskew = 0.5 * avg * shift
     mag = mid + dskew

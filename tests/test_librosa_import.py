@@ -1,5 +1,8 @@
 """Processes that import the package's librosa at once on a cold numba cache leave a usable cache.
 
+The compute path no longer imports librosa (pipeline/dsp.py ports what it needs); the references,
+tests and plots still import it through pipeline/_librosa.py, whose lock this holds to.
+
 librosa compiles gufuncs with ``cache=True`` at import; concurrent compilations can pair a kernel
 with another compilation's wrapper in the cache, and every later import segfaults (numba issue
 10128). Without pipeline/_librosa.py's lock, 6 concurrent first imports here crashed 1 to 6 of
@@ -13,7 +16,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-# calls two of the gufuncs compiled at import: the tuning estimate's and zero_crossings'
+# calls two of the gufuncs compiled at import: _parabolic_interpolation's (librosa.estimate_tuning's) and zero_crossings'
 CODE = """
 import numpy as np
 from pipeline._librosa import librosa

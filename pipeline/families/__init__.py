@@ -1,6 +1,7 @@
 """Feature families: the registry (:mod:`.registry`) and one module per built-in family.
 
-Importing this package only declares; kernels import librosa when they first run.
+Importing this package only declares; kernels import what they need when they first run (numpy,
+never librosa: :mod:`pipeline.dsp`), references import librosa.
 """
 
 from __future__ import annotations

@@ -17,11 +17,9 @@ PITCH_CLASSES: tuple[str, ...] = ("C", "C#", "D", "D#", "E", "F", "F#", "G", "G#
 
 
 def _mel_frequencies(config: FeatureConfig) -> np.ndarray:
-    from .._librosa import librosa
+    from ..dsp import mel_frequencies
 
-    values: np.ndarray = librosa.mel_frequencies(n_mels=config.n_mels, fmin=config.fmin,
-                                                 fmax=float(config.fmax or config.sr / 2))
-    return values
+    return mel_frequencies(config.n_mels, fmin=config.fmin, fmax=float(config.fmax or config.sr / 2))
 
 
 FREQ = Axis("freq", lambda c: c.n_freq, "STFT bin frequency", "Hz",

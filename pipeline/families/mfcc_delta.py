@@ -31,8 +31,8 @@ def delta_taps(n_frames: int, order: int) -> tuple[np.ndarray, np.ndarray]:
     The Savitzky-Golay derivative (polynomial order ``order``) is linear in the data: frame
     ``t`` of the result is ``sum_j weights[t, j] * x[start[t] + j]``, the interior frames
     the filter's taps around ``t``, the first and last ``WIDTH // 2`` frames the derivative of
-    the polynomial fitted to the first (last) ``WIDTH`` frames. Derived by filtering the
-    identity with scipy's ``savgol_filter``.
+    the polynomial fitted to the first (last) ``WIDTH`` frames: scipy's ``savgol_filter`` of
+    the identity (:func:`pipeline.dsp.savgol_deriv_taps`).
 
     Parameters
     ----------
@@ -48,11 +48,9 @@ def delta_taps(n_frames: int, order: int) -> tuple[np.ndarray, np.ndarray]:
     weights : np.ndarray [shape=(n_frames, WIDTH), dtype=float64]
         Read-only, cached.
     """
-    import scipy.signal
+    from ..dsp import savgol_deriv_taps
 
-    D = scipy.signal.savgol_filter(np.eye(n_frames), WIDTH, polyorder=order, deriv=order, axis=0, mode="interp")
-    start = np.clip(np.arange(n_frames) - WIDTH // 2, 0, n_frames - WIDTH)
-    weights = D[np.arange(n_frames)[:, None], start[:, None] + np.arange(WIDTH)]
+    start, weights = savgol_deriv_taps(n_frames, WIDTH, order)
     for array in (start, weights):
         array.setflags(write=False)
     return start, weights

@@ -76,11 +76,11 @@ def onset_envelope(mel_db: np.ndarray, *, n_fft: int, hop_length: int) -> np.nda
 def _tempo_grid(sr: int, hop_length: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The autocorrelation window, each lag's BPM and its log prior (``-inf`` at or above
     ``MAX_TEMPO``), as ``librosa.feature.tempo`` builds them."""
-    from .._librosa import librosa
+    from ..dsp import hann_window, tempo_frequencies
 
     win = int(AC_SIZE * sr) // hop_length
-    window = librosa.filters.get_window("hann", win, fftbins=True)
-    bpms = librosa.tempo_frequencies(win, hop_length=hop_length, sr=sr)
+    window = hann_window(win)
+    bpms = tempo_frequencies(win, hop_length=hop_length, sr=sr)
     logprior = -0.5 * ((np.log2(bpms) - np.log2(START_BPM)) / STD_BPM) ** 2
     logprior[: int(np.argmax(bpms < MAX_TEMPO))] = -np.inf
     for array in (window, bpms, logprior):
@@ -112,18 +112,18 @@ def tempo(envelope: np.ndarray, *, sr: int, hop_length: int) -> np.ndarray:
     """
     import scipy.fft
 
-    from .._librosa import librosa
+    from ..dsp import abs2
 
     window, bpms, logprior = _tempo_grid(sr, hop_length)
     win = window.size
     n_pad = scipy.fft.next_fast_len(2 * win - 1, real=True)
     frames = envelope.shape[1]
-    fft = librosa.get_fftlib()
     out = np.empty(envelope.shape[0])
     for i in range(envelope.shape[0]):
         padded = np.pad(envelope[i], (win // 2, win // 2), mode="linear_ramp", end_values=[0, 0])
         windows = np.lib.stride_tricks.sliding_window_view(padded, win)[:frames] * window  # (frames, win)
-        ac = fft.irfft(librosa.util.abs2(fft.rfft(windows, n=n_pad, axis=-1)), n=n_pad, axis=-1)[:, :win]
+        # numpy.fft: librosa's FFT unless librosa.set_fftlib replaced it
+        ac = np.fft.irfft(abs2(np.fft.rfft(windows, n=n_pad, axis=-1)), n=n_pad, axis=-1)[:, :win]
         peak = np.max(np.abs(ac), axis=-1, keepdims=True)
         peak[peak < np.finfo(np.float64).tiny] = 1.0
         # librosa averages its (lags, frames) tempogram along its contiguous frames axis

@@ -156,9 +156,9 @@ def reference(y: np.ndarray, config: FeatureConfig) -> dict[str, np.ndarray]:
 
 def _centres(config: FeatureConfig) -> np.ndarray:
     """Each band's centre frequency (Hz): the peaks of librosa's (Slaney) mel triangles."""
-    from .._librosa import librosa
+    from ..dsp import mel_frequencies
 
-    values: np.ndarray = librosa.mel_frequencies(n_mels=N_MELS + 2, fmin=0.0, fmax=SR / 2.0)[1:-1]
+    values: np.ndarray = mel_frequencies(N_MELS + 2, fmin=0.0, fmax=SR / 2.0)[1:-1]
     return values
 
 
