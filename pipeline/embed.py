@@ -28,6 +28,7 @@ import zarr
 
 from .errors import ConfigMismatch, InputError, SchemaError
 from .families import family_names
+from .flags import flag
 from .grow import commit_variables, flag_name
 from .lock import StoreLock
 from .settings import setting
@@ -203,9 +204,9 @@ def _create(store: str, options: Mapping[str, Any], model: TrainedModel, name: s
     record = _record(model, name, dim)
     var = xr.Variable(("segment", f"{name}_dim"), _lazy((n, dim), np.float32, (chunk, dim)),
                       {"description": record["description"], "units": "1", "family": name})
-    flag = xr.Variable(("chunk",), _lazy((n_chunks,), np.uint8, (1,)),
+    done_flag = xr.Variable(("chunk",), _lazy((n_chunks,), np.uint8, (1,)),
                        {"description": f"1 once the chunk's {name} embedding is written (written last)", "units": "1"})
-    new = xr.Dataset({name: var}, coords={flag_name(name): flag})
+    new = xr.Dataset({name: var}, coords={flag_name(name): done_flag})
     encoding = {name: {"chunks": (chunk, dim)}, flag_name(name): {"chunks": (1,)}}
     commit_variables(store, options, attrs, new, encoding, {name: record})
 
@@ -213,8 +214,8 @@ def _create(store: str, options: Mapping[str, Any], model: TrainedModel, name: s
 def _compute(store: str, options: Mapping[str, Any], ds: xr.Dataset, embedder: Embedder, name: str,
              log: Callable[[str], None]) -> EmbedResult:
     """Every chunk done in the store and not embedded yet: rows, then the flag."""
-    done = np.asarray(ds["chunk_done"].values).astype(bool)
-    embedded = np.asarray(ds[flag_name(name)].values).astype(bool)
+    done = flag(ds)
+    embedded = flag(ds, flag_name(name))
     todo = np.flatnonzero(done & ~embedded).tolist()
     n, chunk = ds.sizes["segment"], int(ds.attrs["segment_chunk"])
     log(f"embedding {name}: {len(todo)} of {done.size} chunks to compute ({int((done & embedded).sum())} done)")

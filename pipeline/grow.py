@@ -21,9 +21,9 @@ import xarray as xr
 from .config import FeatureConfig
 from .errors import ConfigMismatch
 from .families import family, family_names
+from .flags import FLAG_PREFIX, flag
 from .io import is_url
 from .store import (
-    FLAG_PREFIX,
     consolidate,
     open_group,
     open_raw,
@@ -109,13 +109,13 @@ def pending_families(ds: xr.Dataset, config: FeatureConfig) -> dict[int, tuple[s
     from .store import family_flags
 
     flags = family_flags(ds.attrs)
-    done = np.asarray(ds["chunk_done"].values).astype(bool)
+    done = flag(ds)
     out: dict[int, list[str]] = {}
     for name in config.features:
-        flag = flags.get(name)
-        if flag is None or flag not in ds.variables:
+        own = flags.get(name)
+        if own is None or own not in ds.variables:
             continue
-        todo = done & ~np.asarray(ds[flag].values).astype(bool)
+        todo = done & ~flag(ds, own)
         for c in np.flatnonzero(todo).tolist():
             out.setdefault(c, []).append(name)
     return {c: tuple(names) for c, names in sorted(out.items())}

@@ -15,6 +15,7 @@ import zarr
 
 from .config import FeatureConfig
 from .errors import ConfigError, SchemaError, StorageError, one_line
+from .flags import DONE, FLAG_PREFIX, flag, with_listed_flags
 from .io import filesystem, is_url
 
 if TYPE_CHECKING:
@@ -151,8 +152,6 @@ def store_families(attrs: Mapping[str, Any]) -> dict[str, dict[str, str]]:
     return {str(k): {str(a): str(b) for a, b in v.items()} for k, v in raw.items() if isinstance(v, Mapping)}
 
 
-#: a family added to a store after it was made has its own completeness flag: this prefix + name
-FLAG_PREFIX = "chunk_done_"
 #: the ``kind`` of a family computed from the store by a trained model (:mod:`pipeline.embed`)
 EMBEDDING_KIND = "embedding"
 
@@ -173,14 +172,14 @@ def family_flags(attrs: Mapping[str, Any]) -> dict[str, str]:
 
 def family_done(ds: xr.Dataset) -> dict[str, np.ndarray]:
     """Per chunk, whether each of the store's families is written there ``[shape=(chunks,)]``."""
-    done = np.asarray(ds["chunk_done"].values).astype(bool)
+    done = flag(ds)
     flags = family_flags(ds.attrs)
     raw = ds.attrs.get("features") or []
     names = [raw] if isinstance(raw, str) else [str(n) for n in raw]
     out: dict[str, np.ndarray] = {}
     for name in [*names, *(f for f in flags if f not in names)]:
-        flag = flags.get(name)
-        out[name] = done & np.asarray(ds[flag].values).astype(bool) if flag and flag in ds.variables else done
+        own = flags.get(name)
+        out[name] = done & flag(ds, own) if own and own in ds.variables else done
     return out
 
 
@@ -204,17 +203,26 @@ def open_raw(url: str, storage_options: Mapping[str, Any] | None = None, *, dask
 
     ``dask=False`` backs the variables by xarray's lazily indexed arrays instead of Dask (for
     readers of a few small variables, such as ``info``: no Dask import, no task graph).
+    The completeness flags (``chunk_done``, ``chunk_done_<family>``) are in memory, read by
+    listing their chunk keys (:mod:`pipeline.flags`), not one object per chunk.
     """
+    ds, group = _open_dataset(url, storage_options, dask=dask)
+    return with_listed_flags(ds, group)
+
+
+def _open_dataset(url: str, storage_options: Mapping[str, Any] | None, *, dask: bool) -> tuple[xr.Dataset, zarr.Group]:
+    """The store through xarray (every variable as stored) and its root group through zarr."""
     chunking: dict[str, Any] = {} if dask else {"chunks": None}
+    store = _zarr_store(url, storage_options, read_only=True)
     try:
         with quiet_zarr():
-            ds: xr.Dataset = xr.open_zarr(_zarr_store(url, storage_options, read_only=True), consolidated=None,
-                                          **chunking)
+            ds: xr.Dataset = xr.open_zarr(store, consolidated=None, **chunking)
+            group = zarr.open_group(store=store, mode="r", use_consolidated=None)
     except (FileNotFoundError, KeyError) as exc:
         raise SchemaError(f"Expected a feature store at {url}, found none") from exc
-    if "chunk_done" not in ds.variables or "segment_valid" not in ds.variables:
+    if DONE not in ds.variables or "segment_valid" not in ds.variables:
         raise SchemaError(f"Expected a feature store written by this pipeline at {url}")
-    return ds
+    return ds, group
 
 
 def as_text(var: xr.DataArray) -> np.ndarray:
@@ -231,7 +239,7 @@ def visible_segments(ds: xr.Dataset, file_status: np.ndarray | None = None) -> n
     if n == 0:
         return np.zeros(0, dtype=np.int64)
     chunk = int(ds.attrs.get("segment_chunk") or ds["segment_valid"].encoding.get("chunks", (n,))[0])
-    done = np.asarray(ds["chunk_done"].values).astype(bool)
+    done = flag(ds)
     seg_done = done[np.arange(n) // chunk]
     valid = np.asarray(ds["segment_valid"].values).astype(bool)
     seg_file = np.asarray(ds["segment_file"].values)
@@ -250,17 +258,21 @@ def open_store(url: str, storage_options: Mapping[str, Any] | None = None) -> xr
     its unwritten chunks are never shown as data. ``info`` says how far it got.
     """
     ds = open_raw(url, storage_options)
+    # coordinates are small: in memory, so that groupby/where on labels work directly, each
+    # read in one batch through zarr (not a Dask task per chunk); the chunk reports stay lazy
+    eager, _ = _open_dataset(url, storage_options, dask=False)
+    ds = ds.assign_coords({str(name): eager.variables[name].load() for name in ds.coords
+                           if ds[name].ndim == 1 and ds[name].dims != ("chunk",)})
     visible = visible_segments(ds)
     incomplete = _incomplete_families(ds, visible)
     if incomplete:
         drop = [name for name in ds.data_vars if ds[name].attrs.get("family") in incomplete]
         ds = ds.drop_vars(drop).assign_attrs(incomplete_families=sorted(incomplete))
-    ds = ds.isel(segment=visible)
-    # coordinates are small: load them so that groupby/where on labels work directly;
+    if visible.size != ds.sizes["segment"]:
+        ds = ds.isel(segment=visible)
     # `segment` keeps each segment's index in the store (stable across readers and appends)
-    loaded = {name: ds[name].load() for name in ds.coords if ds[name].ndim == 1}
     index = xr.Variable(("segment",), visible, {"description": "the segment's index in the store", "units": "1"})
-    return ds.assign_coords(loaded).assign_coords(segment=index)
+    return ds.assign_coords(segment=index)
 
 
 def _incomplete_families(ds: xr.Dataset, visible: np.ndarray) -> set[str]:
@@ -271,8 +283,8 @@ def _incomplete_families(ds: xr.Dataset, visible: np.ndarray) -> set[str]:
     chunk = int(ds.attrs.get("segment_chunk") or 1)
     chunks = np.unique(visible // chunk)
     out = set()
-    for name, flag in flags.items():
-        if flag not in ds.variables or not np.asarray(ds[flag].values).astype(bool)[chunks].all():
+    for name, own in flags.items():
+        if own not in ds.variables or not flag(ds, own)[chunks].all():
             out.add(name)
     return out
 
@@ -297,7 +309,7 @@ class Completeness:
 
 def completeness(ds: xr.Dataset, visible: np.ndarray | None = None) -> Completeness:
     """How complete the store is; ``visible`` defaults to :func:`visible_segments`."""
-    done = np.asarray(ds["chunk_done"].values).astype(bool)
+    done = flag(ds)
     return Completeness(
         chunks_done=int(done.sum()), chunks_total=int(done.size),
         segments_visible=int((visible_segments(ds) if visible is None else visible).size),
