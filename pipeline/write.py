@@ -29,6 +29,7 @@ from zarr.codecs import ZstdCodec
 from .config import FeatureConfig
 from .errors import ConfigMismatch, SchemaError
 from .families import family, iter_variables
+from .flags import flag
 from .grow import added_families
 from .io import is_url
 from .results import ExtractReport
@@ -71,6 +72,11 @@ __all__ = [
 ]
 
 _COMPRESSORS = (ZstdCodec(level=1),)
+#: segment coordinates only the client writes (template, append) are stored this many chunks
+#: to an object: one object per chunk would make 238,000 of them for 12 million segments
+_PLAN_CHUNKS = 64
+#: the segment coordinates a chunk task writes (its region): one object per chunk
+_TASK_COORDS = ("segment_valid_frames",)
 _APPEND_ATTR = "append_in_progress"
 _GROWING_DIMS = ("segment", "file", "chunk")
 
@@ -121,9 +127,14 @@ def layout_from_store(ds: xr.Dataset) -> Layout:
 
 
 def _lazy(shape: tuple[int, ...], dtype: Any, chunks: tuple[int, ...]) -> da.Array:
-    """A placeholder of a variable tasks write (never computed)."""
-    # named: dask need not hash anything to name a placeholder that is never computed
-    placeholder: da.Array = da.zeros(shape, dtype=dtype, chunks=chunks, name=f"placeholder-{uuid.uuid4().hex}")
+    """A placeholder of a variable tasks write (never computed), in chunks of ``chunks``'s
+    multiples: one dask chunk for the whole array (the zarr chunking is the encoding's)."""
+    # named: dask need not hash anything to name a placeholder that is never computed. One dask
+    # chunk: ``to_zarr(compute=False)`` builds a graph of every placeholder chunk it will never
+    # run, which took 247 s and 8 GiB of client memory for a 10,000-hour store (47,600 chunks
+    # of 30 arrays; benchmarks/scale.py). Zarr's chunks come from the encoding either way.
+    del chunks
+    placeholder: da.Array = da.zeros(shape, dtype=dtype, chunks=shape, name=f"placeholder-{uuid.uuid4().hex}")
     return placeholder
 
 
@@ -185,7 +196,7 @@ def make_template(layout: Layout, config: FeatureConfig, *, extra_attrs: dict[st
     for key, values in plan.items():
         desc, units = seg_desc[key]
         coords[key] = xr.Variable(("segment",), values, {"description": desc, "units": units})
-        encoding[key] = {"chunks": (chunk,)}
+        encoding[key] = {"chunks": (chunk if key in _TASK_COORDS else chunk * _PLAN_CHUNKS,)}
     coords["segment_valid"] = xr.Variable(
         ("segment",), lazy((n,), np.bool_, (chunk,)),
         {"description": "true once the segment's chunk stored real audio for it", "units": "1"},
@@ -321,8 +332,8 @@ def _storable(values: np.ndarray) -> np.ndarray:
 def finalize(store_url: str, options: Mapping[str, Any], report: ExtractReport) -> None:
     """Merge the chunk reports into per-file status, error and warning, and fill ``report``'s
     file and segment counts from the result."""
-    ds = open_raw(store_url, options)
-    done = np.asarray(ds["chunk_done"].values).astype(bool)
+    ds = open_raw(store_url, options, dask=False)  # small variables, each read in one batch
+    done = flag(ds)
     n_files = ds.sizes["file"]
     status = as_text(ds["file_status"])
     errors = as_text(ds["file_error"])
