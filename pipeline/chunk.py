@@ -2,32 +2,47 @@
 
 A chunk task is idempotent: it always writes the same fixed, chunk-aligned region of every
 segment-dimension array, then its report, then its done-flag, last.
+
+This module is light (the client imports it to plan the tasks); the kernels and the store's
+modules are imported by the tasks, or, on a local cluster, as each worker starts: the cluster
+preloads this module, whose :func:`dask_setup` does a worker's set-up once.
 """
 
 from __future__ import annotations
 
 import json
+import threading
 import time
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from .config import FeatureConfig
 from .errors import DecodeError, StorageError, one_line
-from .families import iter_variables
-from .featurize import SegmentAudio, allocate, decode_segments, featurize_rows
-from .gate import wait_for_template
-from .grow import flag_name
-from .heap import keep_freed_memory
-from .regions import write_region
 from .results import ChunkReport, FileOutcome, Timings
 from .settings import setting
-from .store import open_group, zarr_array
 
-__all__ = ["ChunkFile", "ChunkTask", "compute_chunk", "run_chunk"]
+if TYPE_CHECKING:
+    import zarr
+
+    from .featurize import SegmentAudio
+
+__all__ = ["ChunkFile", "ChunkTask", "compute_chunk", "dask_setup", "run_chunk"]
+
+
+def dask_setup(worker: Any) -> None:
+    """A worker's set-up, once, as it starts (``preload=["pipeline.chunk"]``): the kernels and
+    the store's modules imported (they would otherwise cost the first task seconds), freed
+    memory kept (:mod:`pipeline.heap`) and the BLAS thread pools found."""
+    from . import featurize, regions, store  # noqa: F401
+    from .featurize import blas_controller
+    from .heap import keep_freed_memory
+
+    keep_freed_memory()
+    blas_controller()
 
 
 @dataclass(frozen=True)
@@ -61,6 +76,8 @@ def _decode_part(part: ChunkFile, task: ChunkTask, config: FeatureConfig, audio:
                  storage_options: Mapping[str, Any] | None) -> tuple[int, FileOutcome, SegmentAudio]:
     """Decode one file's segments of the chunk into their rows of ``audio`` (rows become the
     chunk's); a file that does not decode is reported, not raised: the chunk goes on."""
+    from .featurize import SegmentAudio, decode_segments
+
     row0 = part.first_segment + part.seg_lo - task.start
     out = audio[row0 : row0 + part.seg_hi - part.seg_lo]
     t0 = time.perf_counter()
@@ -80,6 +97,8 @@ def compute_chunk(task: ChunkTask, config: FeatureConfig, storage_options: Mappi
     One thread decodes the chunk's files in order while this one featurises the segments
     decoded so far, a batch at a time: reading (from disk or object storage) overlaps compute.
     """
+    from .featurize import allocate, featurize_rows
+
     n = task.stop - task.start
     valid = np.zeros(n, dtype=bool)
     valid_frames = np.zeros(n, dtype=np.int32)
@@ -131,19 +150,55 @@ def compute_chunk(task: ChunkTask, config: FeatureConfig, storage_options: Mappi
 
 def _family_of(name: str, config: FeatureConfig) -> str | None:
     """The family of ``config`` an array of :func:`compute_chunk` belongs to (None: the chunk's own)."""
+    from .families import iter_variables
+
     for fam, var in iter_variables(config.features):
         if name == var.name or (var.per_frame and name.rpartition("_")[0] == var.name):
             return fam.name
     return None
 
 
+#: the store a worker last opened: (store URL, storage options, run) -> its root group. A run's
+#: tasks share one open (its metadata read once per worker, not once per task); another store,
+#: other options or another run (the same URL rewritten by --overwrite) opens afresh.
+_opened: dict[tuple[str, str, str], zarr.Group] = {}
+_opened_lock = threading.Lock()
+
+
+def _store_group(store_url: str, storage_options: Mapping[str, Any] | None, run: str | None, stop: int) -> zarr.Group:
+    """The store's root group, for writing segments up to ``stop``; kept for the rest of the
+    ``run`` in this process (not kept without a run)."""
+    from .store import open_group, zarr_array
+
+    key = (store_url, json.dumps(dict(storage_options or {}), sort_keys=True, default=str), run or "")
+    with _opened_lock:
+        group = _opened.get(key) if run else None
+    if group is None:
+        group = open_group(store_url, storage_options, mode="r+", consolidated=True)
+    if int(zarr_array(group, "segment_valid").shape[0]) < stop:
+        # consolidated metadata older than the layout (an append): read every array's own
+        group = open_group(store_url, storage_options, mode="r+")
+    if run:
+        with _opened_lock:
+            _opened.clear()
+            _opened[key] = group
+    return group
+
+
 def run_chunk(task: ChunkTask, store_url: str, config_dict: dict[str, Any], storage_options: Mapping[str, Any] | None = None,
-              template_gate: str | None = None) -> ChunkReport:
+              template_gate: str | None = None, run: str | None = None) -> ChunkReport:
     """Compute one chunk and write its region, report and done-flag (in that order).
 
     ``template_gate`` names the gate a new store's template opens (:mod:`pipeline.gate`): the
-    task computes first and waits there only before writing.
+    task computes first and waits there only before writing. ``run`` names the extract run:
+    its tasks in one process share the store's open group.
     """
+    from .gate import wait_for_template
+    from .grow import flag_name
+    from .heap import keep_freed_memory
+    from .regions import write_region
+    from .store import zarr_array
+
     config = FeatureConfig.from_dict(config_dict)
     if task.families:
         config = replace(config, features=task.families)
@@ -152,10 +207,7 @@ def run_chunk(task: ChunkTask, store_url: str, config_dict: dict[str, Any], stor
     wait_for_template(template_gate)
     t0 = time.perf_counter()
     try:
-        group = open_group(store_url, storage_options, mode="r+", consolidated=True)
-        if int(zarr_array(group, "segment_valid").shape[0]) < task.stop:
-            # consolidated metadata older than the layout: read every array's own
-            group = open_group(store_url, storage_options, mode="r+")
+        group = _store_group(store_url, storage_options, run, task.stop)
         if task.families:
             # families added to a done chunk: their arrays, then their flags; nothing else
             owned = {name for name, arr in arrays.items() if _family_of(name, config) is not None}

@@ -18,7 +18,7 @@ from .errors import SchedulerError, one_line
 from .probe import FileInfo, probe_many
 from .settings import setting
 
-__all__ = ["Runner", "auto_scheduler", "cluster", "owns_cluster"]
+__all__ = ["Place", "Runner", "auto_scheduler", "cluster", "owns_cluster", "place"]
 
 
 class Runner:
@@ -57,64 +57,144 @@ class Runner:
                 future.release()
 
 
+class Place:
+    """Where a run's tasks go: a distributed client, or this process (``client() is None``).
+
+    A local cluster starts in a background thread as soon as the run knows it needs one, so
+    that its scheduler, worker processes and their imports (pipeline.chunk, preloaded) overlap
+    this process's listing, probing and layout; :meth:`client` waits for it. :meth:`close`
+    closes whatever was started here, on every path (a start still under way is waited for:
+    a half-built cluster has no clean cancel).
+    """
+
+    def __init__(self, client: Any | None = None, *, workers: int | None = None, out: TextIO | None = None) -> None:
+        self._client = client
+        self._local: Any | None = None
+        self._error: BaseException | None = None
+        self._owned = False
+        self._out = out
+        self._thread: threading.Thread | None = None
+        self._closing: threading.Thread | None = None
+        if workers is not None:
+            self._owned = True
+            self._workers = workers
+            # not a daemon: a run that ends (or fails) while the cluster starts waits for it, then closes it
+            self._thread = threading.Thread(target=self._start_local, name="pipeline-cluster-start")
+            self._thread.start()
+
+    @property
+    def starting(self) -> bool:
+        """A local cluster is still starting (its client not ready yet)."""
+        return self._thread is not None and self._thread.is_alive()
+
+    def _start_local(self) -> None:
+        # SIGINT blocked in this thread: the cluster's event-loop thread and the threads that
+        # spawn worker processes descend from it and inherit the mask, and a blocked signal
+        # stays blocked across fork and exec. Ctrl-C (sent to the whole process group) then
+        # reaches only the main thread of this process, which says one line and closes the
+        # cluster, instead of every worker printing its KeyboardInterrupt. (signal.signal,
+        # which the main thread alone may call, is not needed.)
+        # multiprocessing's resource tracker, started with the first worker, unblocks SIGINT in
+        # the thread that starts it: started first, before the mask.
+        from multiprocessing import resource_tracker
+
+        resource_tracker.ensure_running()
+        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+        try:
+            from distributed import Client, LocalCluster
+
+            # everything on loopback: the dashboard would otherwise listen on all interfaces.
+            # Worker logs stay quiet below CRITICAL: a failing task is reported once, by this
+            # process, in one line. Workers import the kernels as they start (preload).
+            self._local = LocalCluster(
+                n_workers=self._workers, threads_per_worker=1, processes=True, host="127.0.0.1",
+                dashboard_address="127.0.0.1:0", silence_logs=logging.CRITICAL, preload=["pipeline.chunk"],
+            )
+            self._client = Client(self._local, set_as_default=False)
+        except BaseException as exc:  # reported by client(), in the caller's thread
+            self._error = exc
+
+    def client(self) -> Any | None:
+        """The distributed client (None: this process), once a starting cluster is up.
+
+        Raises
+        ------
+        SchedulerError
+            The local cluster could not start.
+        """
+        if self._thread is not None:
+            self._thread.join()
+            if self._error is not None:
+                raise SchedulerError(f"Cannot start a local cluster of {self._workers} workers: "
+                                     f"{one_line(self._error)}") from self._error
+            if self._out is not None:
+                _print_dashboard(self._client, self._out)
+                self._out = None
+        return self._client
+
+    def close_in_background(self) -> None:
+        """Start closing what was started here (about 0.4 s for a local cluster) while this
+        thread goes on (the run's finalisation); :meth:`close` waits for it."""
+        if self._owned and self._closing is None:
+            self._closing = threading.Thread(target=self._close, name="pipeline-cluster-close")
+            self._closing.start()
+
+    def close(self) -> None:
+        """Close the client and local cluster started here (nothing for a given client)."""
+        if self._closing is not None:
+            self._closing.join()
+        self._close()
+
+    def _close(self) -> None:
+        if not self._owned:
+            return
+        if self._thread is not None:
+            self._thread.join()
+        client, local, self._client, self._local = self._client, self._local, None, None
+        try:
+            if client is not None:
+                client.close()
+        finally:
+            if local is not None:
+                local.close()
+
+
 @contextlib.contextmanager
-def cluster(client: Any | None, scheduler: str | None, workers: int | None, out: TextIO) -> Iterator[Any | None]:
-    """Yield a distributed client (given, connected to ``scheduler``, or a new local cluster of
-    ``workers`` processes) or None for ``scheduler="synchronous"``; closes what it started."""
+def place(client: Any | None, scheduler: str | None, workers: int | None, out: TextIO) -> Iterator[Place]:
+    """Where tasks run (see :func:`cluster`), without waiting for a local cluster to start:
+    :meth:`Place.client` waits. Closes what it started, whatever happens meanwhile."""
     if client is not None:
-        yield client
+        yield Place(client)
         return
     if scheduler == "synchronous":
-        yield None
+        yield Place(None)
         return
-    from distributed import Client, LocalCluster
-
     if scheduler:
+        from distributed import Client
+
         try:
             own = Client(scheduler, timeout=f"{setting('connect-timeout')}s", set_as_default=False)
         except (OSError, TimeoutError) as exc:
             raise SchedulerError(f"Cannot reach the Dask scheduler at {scheduler}: {one_line(exc)}") from exc
         try:
             _print_dashboard(own, out)
-            yield own
+            yield Place(own)
         finally:
             own.close()
         return
-    n = workers or max(1, os.cpu_count() or 1)
-    # everything on loopback: the dashboard would otherwise listen on all interfaces. Worker
-    # processes start with SIGINT ignored: Ctrl-C (sent to the whole process group) reaches
-    # this process alone, which says one line and closes the cluster, instead of every worker
-    # printing its KeyboardInterrupt. Their logs stay quiet below CRITICAL: a failing task is
-    # reported once, by this process, in one line. Workers import the kernels as they start
-    # (preload), while this process probes, not in their first task: 3.1 -> 0.8 s of tasks for
-    # 1 min of audio on 2 workers.
-    with _sigint_ignored():
-        local = LocalCluster(
-            n_workers=n, threads_per_worker=1, processes=True, host="127.0.0.1",
-            dashboard_address="127.0.0.1:0", silence_logs=logging.CRITICAL, preload=["pipeline.chunk"],
-        )
-    own = Client(local, set_as_default=False)
+    started = Place(workers=workers or max(1, os.cpu_count() or 1), out=out)
     try:
-        _print_dashboard(own, out)
-        yield own
+        yield started
     finally:
-        own.close()
-        local.close()
+        started.close()
 
 
 @contextlib.contextmanager
-def _sigint_ignored() -> Iterator[None]:
-    """SIGINT ignored while the cluster starts its worker processes, which inherit that (an
-    ignored signal stays ignored across exec, and Python then installs no handler of its own).
-    A Ctrl-C in those 1-2 s is lost (the next one works). In the main thread only."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGINT, previous)
+def cluster(client: Any | None, scheduler: str | None, workers: int | None, out: TextIO) -> Iterator[Any | None]:
+    """Yield a distributed client (given, connected to ``scheduler``, or a new local cluster of
+    ``workers`` processes) or None for ``scheduler="synchronous"``; closes what it started."""
+    with place(client, scheduler, workers, out) as where:
+        yield where.client()
 
 
 def _print_dashboard(client: Any, out: TextIO) -> None:

@@ -218,7 +218,7 @@ def featurize_rows(rows: np.ndarray, audio: np.ndarray, valid_samples: np.ndarra
     batch_segments = int(setting("batch-segments"))
     families = [family(name) for name in config.features]
     # one BLAS thread: a segment's numbers do not depend on where (or how threaded) it ran
-    with _blas().limit(limits=1, user_api="blas"):
+    with blas_controller().limit(limits=1, user_api="blas"):
         for batch in _runs(rows, batch_segments):
             try:
                 feats = compute_features(audio[batch], config)
@@ -250,7 +250,7 @@ def _locate(exc: FamilyError, rows: np.ndarray, audio: np.ndarray, config: Featu
 
 
 @functools.lru_cache(maxsize=1)
-def _blas() -> ThreadpoolController:
+def blas_controller() -> ThreadpoolController:
     """The process's thread pools, found once (finding them costs about 2 ms a time)."""
     from threadpoolctl import ThreadpoolController
 

@@ -14,42 +14,33 @@ import os
 import signal
 import sys
 import time
+import uuid
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, TextIO, cast
 
 import dask
 import numpy as np
 
-from .cluster import Runner, auto_scheduler, cluster, owns_cluster
+from .cluster import Place, Runner, auto_scheduler, owns_cluster, place
 from .config import FeatureConfig
 from .families.plugins import loaded_sources
 from .gate import TemplateGate
-from .grow import add_families, added_families, pending_families
-from .io import check_url_credentials, list_inputs, normalise_store_url, sanitize_storage_options
+from .io import (
+    check_url_credentials,
+    is_url,
+    list_inputs,
+    normalise_store_url,
+    sanitize_storage_options,
+)
 from .labels import DEFAULT_SPLIT_FRACTIONS, assign_labels
 from .lock import StoreLock
 from .probe import FileInfo, ManifestEntry, probe_many
 from .results import ExtractReport
 from .schema import Layout, build_layout
 from .settings import setting
-from .store import (
-    as_text,
-    changed_files,
-    family_flags,
-    open_raw,
-    remove_store,
-    store_config,
-    store_exists,
-)
-from .write import (
-    append,
-    check_existing,
-    finalize,
-    layout_from_store,
-    rollback_unfinished_append,
-    write_template,
-)
 
+# The store's modules (xarray, dask.array, zarr: about 1 s of imports) are imported where they
+# are used, after a local cluster has started starting: its workers' start overlaps them.
 if TYPE_CHECKING:
     from .chunk import ChunkTask
     from .results import ChunkReport
@@ -64,7 +55,7 @@ def plan_tasks(layout: Layout, pending: Sequence[int] | None = None, *, flags: S
     ``pending`` chunks are computed whole and set the added families' ``flags`` before
     ``chunk_done``; ``partial`` chunks (done) compute only the families given for each.
     """
-    # the chunk module brings the kernels (librosa): imported when there is work, not with graph
+    # the chunk module brings the kernels (numpy, scipy.fft): imported when there is work, not with graph
     from .chunk import ChunkFile, ChunkTask
 
     wanted = range(layout.n_chunks) if pending is None else pending
@@ -116,7 +107,9 @@ def extract(
     inputs : files, directories (recursive), globs or fsspec URLs
     store : local path or fsspec URL of the Zarr store
     client : an existing ``distributed.Client``; else ``scheduler`` (address or
-        ``"synchronous"`` for in-process) ; else a local cluster of ``workers`` processes.
+        ``"synchronous"`` for in-process) ; else a local cluster of ``workers`` processes
+        (started in the background at once, while the inputs are listed and probed), or, for a
+        default run with little audio, this process (:func:`pipeline.cluster.auto_scheduler`).
     labels : a CSV path (``path,label[,split]``) or a ``{uri: (label, split)}`` mapping
     label_from : ``"parent"`` takes the label from the parent folder's name
     segment_chunk : segments per chunk (default: about 16 MiB of the largest variable)
@@ -127,15 +120,29 @@ def extract(
     options = sanitize_storage_options(storage_options)
     store_url = normalise_store_url(os.fspath(store))
     check_url_credentials(store_url)
-    uris = list_inputs([inputs] if isinstance(inputs, str | os.PathLike) else list(inputs), options)
-    assigned, unmatched = assign_labels(uris, labels, label_from, options, split_fractions)
-    # one writer at a time: a second run refuses here, before it looks at the store
-    with StoreLock(store_url, options) as claim:
+    sources = [inputs] if isinstance(inputs, str | os.PathLike) else list(inputs)
+    asked = client is None and scheduler is None and workers is not None
+    with contextlib.ExitStack() as stack:
+        # a local cluster asked for (--workers N) starts in the background as soon as the
+        # inputs are known to exist, and is closed on every path (by the stack): its scheduler,
+        # worker processes and their imports overlap the probing, the layout and this process's
+        # own imports. Before listing URLs (object storage lists slowly), after listing local
+        # paths (milliseconds: a bad path fails at once instead of after a cluster's start)
+        remote = any(is_url(os.fspath(item)) for item in sources)
+        where = stack.enter_context(place(None, None, workers, out)) if asked and remote else None
+        uris = list_inputs(sources, options)
+        assigned, unmatched = assign_labels(uris, labels, label_from, options, split_fractions)
+        # one writer at a time: a second run refuses here, before it looks at the store
+        claim = stack.enter_context(StoreLock(store_url, options))
         if claim.taken_over is not None:
             print(f"note: took over a stale claim on the store ({claim.taken_over.describe()})", file=out)
-        report = _extract_claimed(store_url, options, config, uris, assigned, claim, started=started, client=client,
-                                  scheduler=scheduler, workers=workers, overwrite=overwrite,
-                                  split_fractions=split_fractions, progress=progress, out=out,
+        probed: dict[str, FileInfo] | None = None
+        if where is None:
+            # a default run decides here, from its inputs, whether a local cluster pays off
+            scheduler, probed = auto_scheduler(uris, options, client=client, scheduler=scheduler, workers=workers, out=out)
+            where = stack.enter_context(place(client, scheduler, workers, out))
+        report = _extract_claimed(store_url, options, config, uris, assigned, claim, where, probed, started=started,
+                                  overwrite=overwrite, split_fractions=split_fractions, progress=progress, out=out,
                                   segment_chunk=segment_chunk)
     if labels is not None or label_from is not None:
         report.unlabeled = sum(1 for uri in uris if not assigned[uri][0])
@@ -145,11 +152,15 @@ def extract(
 
 def _extract_claimed(
     store_url: str, options: Mapping[str, Any], config: FeatureConfig, uris: Sequence[str],
-    assigned: Mapping[str, tuple[str, str]], claim: StoreLock, *, started: float, client: Any | None,
-    scheduler: str | None, workers: int | None, overwrite: bool, split_fractions: Sequence[float],
-    progress: bool, out: TextIO, segment_chunk: int | None,
+    assigned: Mapping[str, tuple[str, str]], claim: StoreLock, where: Place, probed: Mapping[str, FileInfo] | None,
+    *, started: float, overwrite: bool, split_fractions: Sequence[float], progress: bool, out: TextIO,
+    segment_chunk: int | None,
 ) -> ExtractReport:
-    """:func:`extract` once the store is claimed: layout, template, tasks, finalise."""
+    """:func:`extract` once the store is claimed: layout, template, tasks, finalise (``where``
+    may still be starting: its client is waited for once the inputs are probed)."""
+    from .store import remove_store, store_exists
+    from .write import check_existing, finalize, write_template
+
     existing = store_exists(store_url, options)
     if existing and not overwrite:
         existing = check_existing(store_url, options, config)
@@ -159,70 +170,83 @@ def _extract_claimed(
 
     report = ExtractReport(store=store_url)
     template: Callable[[], None] | None = None
-    scheduler, probed = auto_scheduler(uris, options, client=client, scheduler=scheduler, workers=workers, out=out)
-    with cluster(client, scheduler, workers, out) as dask_client:
-        runner = Runner(dask_client)
-        plugins = loaded_sources(config.features)
-        if dask_client is not None and plugins:
-            from .families.worker import ship_plugins
+    flags: tuple[str, ...] = ()
+    partial: dict[int, tuple[str, ...]] = {}
+    if existing:
+        layout, pending, flags, partial = _resume(store_url, options, config, uris, assigned, where, probed, out)
+    else:
+        entries = _manifest(where, uris, options, assigned, probed)
+        layout = build_layout(entries, config, chunk=segment_chunk)
+        extra = {"split_fractions": [float(f) for f in split_fractions]}
+        template = functools.partial(write_template, store_url, options, layout, config, extra)
+        pending = list(range(layout.n_chunks))
+    tasks = plan_tasks(layout, pending, flags=flags, partial=partial)
+    report.chunks_total = layout.n_chunks
+    report.chunks_skipped = layout.n_chunks - len(tasks)
+    dask_client = where.client()
+    plugins = loaded_sources(config.features)
+    if dask_client is not None and plugins:
+        from .families.worker import ship_plugins
 
-            ship_plugins(dask_client, plugins)
-        flags: tuple[str, ...] = ()
-        partial: dict[int, tuple[str, ...]] = {}
-        if existing:
-            layout, pending, flags, partial = _resume(store_url, options, config, uris, assigned, runner, probed, out)
-        else:
-            entries = _manifest(runner, uris, options, assigned, probed)
-            layout = build_layout(entries, config, chunk=segment_chunk)
-            extra = {"split_fractions": [float(f) for f in split_fractions]}
-            template = functools.partial(write_template, store_url, options, layout, config, extra)
-            pending = list(range(layout.n_chunks))
-        tasks = plan_tasks(layout, pending, flags=flags, partial=partial)
-        report.chunks_total = layout.n_chunks
-        report.chunks_skipped = layout.n_chunks - len(tasks)
-        # on a cluster that lives in this process, a new store's template is written while the
-        # first tasks decode and compute: they wait for it (at a gate on the scheduler) only to
-        # write. Elsewhere it is written first: a remote cluster outlives a killed client, and
-        # tasks waiting for a template that never comes would hold its workers until timeout.
-        gate = TemplateGate.create(dask_client) if template is not None and tasks and owns_cluster(dask_client) else None
-        meanwhile = None
-        if template is not None and gate is None:
-            template()
-        elif template is not None and gate is not None:
-            meanwhile = functools.partial(_template_then_open, template, gate)
-        tasks_started = time.perf_counter()
-        report.phases["prepare"] = tasks_started - started
-        try:
-            _run_tasks(runner, tasks, store_url, config, options, progress, out, report,
-                       gate=gate.name if gate else None, meanwhile=meanwhile)
-        except BaseException:
-            if gate is not None and not gate.opened:
-                # tasks still running fail fast at the gate; the gate is left for them to read.
-                # If the scheduler is gone too, the original error is the one to report.
-                with contextlib.suppress(Exception):
-                    gate.open(ok=False)
-            raise
-        if gate is not None:
-            gate.close()
-        report.phases["tasks"] = time.perf_counter() - tasks_started
+        ship_plugins(dask_client, plugins)
+    # on a cluster that lives in this process, a new store's template is written while the
+    # first tasks decode and compute: they wait for it (at a gate on the scheduler) only to
+    # write. Elsewhere it is written first: a remote cluster outlives a killed client, and
+    # tasks waiting for a template that never comes would hold its workers until timeout.
+    gate = TemplateGate.create(dask_client) if template is not None and tasks and owns_cluster(dask_client) else None
+    meanwhile = None
+    if template is not None and gate is None:
+        template()
+    elif template is not None and gate is not None:
+        meanwhile = functools.partial(_template_then_open, template, gate)
+    tasks_started = time.perf_counter()
+    report.phases["prepare"] = tasks_started - started
+    try:
+        _run_tasks(Runner(dask_client), tasks, store_url, config, options, progress, out, report,
+                   gate=gate.name if gate else None, meanwhile=meanwhile)
+    except BaseException:
+        if gate is not None and not gate.opened:
+            # tasks still running fail fast at the gate; the gate is left for them to read.
+            # If the scheduler is gone too, the original error is the one to report.
+            with contextlib.suppress(Exception):
+                gate.open(ok=False)
+        raise
+    if gate is not None:
+        gate.close()
+    report.phases["tasks"] = time.perf_counter() - tasks_started
+    # a local cluster started here closes while this process finalises (nothing runs there now)
+    where.close_in_background()
     claim.check()
     finalise_started = time.perf_counter()
-    with dask.config.set(scheduler="synchronous"):
+    # the store's small reads go through this process, not the cluster (a callable scheduler:
+    # naming "synchronous" would make dask import distributed to look for a default client)
+    with dask.config.set(scheduler=_in_process):
         finalize(store_url, options, report)
     report.phases["finalise"] = time.perf_counter() - finalise_started
     report.elapsed = time.perf_counter() - started
     return report
 
 
+def _in_process(*args: Any, **kwargs: Any) -> Any:
+    """Dask's synchronous scheduler, imported when used."""
+    from dask.local import get_sync
+
+    return get_sync(*args, **kwargs)
+
+
 def _resume(store_url: str, options: Mapping[str, Any], config: FeatureConfig, uris: Sequence[str],
-            assigned: Mapping[str, tuple[str, str]], runner: Runner, probed: Mapping[str, FileInfo] | None,
+            assigned: Mapping[str, tuple[str, str]], where: Place, probed: Mapping[str, FileInfo] | None,
             out: TextIO) -> tuple[Layout, list[int], tuple[str, ...], dict[int, tuple[str, ...]]]:
     """An existing store's layout (grown by the inputs it does not hold yet, and by the families
     ``config`` adds), its chunks not done, the added families' flags those set, and the done
     chunks whose added families are not (each with those families)."""
+    from .grow import add_families, added_families, pending_families
+    from .store import as_text, changed_files, family_flags, open_raw, store_config
+    from .write import append, layout_from_store, rollback_unfinished_append
+
     # what this process reads of the store (coordinates, reports) is small: read here, not
     # through the cluster's scheduler (chunk and probe tasks go there explicitly)
-    with dask.config.set(scheduler="synchronous"):
+    with dask.config.set(scheduler=_in_process):
         rollback_unfinished_append(store_url, options)
         ds = open_raw(store_url, options)
         added = added_families(store_url, store_config(ds.attrs), config)
@@ -239,7 +263,7 @@ def _resume(store_url: str, options: Mapping[str, Any], config: FeatureConfig, u
             print(f"note: {len(changed)} input files changed since they were extracted (first: {changed[0][0]}); "
                   "they are not re-extracted: `info` lists them, --overwrite rebuilds the store", file=out)
         if new:
-            entries = _manifest(runner, new, options, assigned, probed)
+            entries = _manifest(where, new, options, assigned, probed)
             layout = append(store_url, options, layout, entries, config)
             print(f"appending {len(new)} new files ({layout.n_chunks - done.size} new chunks)", file=out)
             done = np.concatenate([done, np.zeros(layout.n_chunks - done.size, dtype=bool)])
@@ -251,17 +275,29 @@ def _resume(store_url: str, options: Mapping[str, Any], config: FeatureConfig, u
     return layout, [int(c) for c in np.flatnonzero(~done)], flags, partial
 
 
-def _manifest(runner: Runner, uris: Sequence[str], options: Mapping[str, Any], assigned: Mapping[str, tuple[str, str]],
+#: files this process probes at a time while a local cluster starts (a local WAV header: about 0.6 ms)
+_PROBE_HERE = 16
+
+
+def _manifest(where: Place, uris: Sequence[str], options: Mapping[str, Any], assigned: Mapping[str, tuple[str, str]],
               probed: Mapping[str, FileInfo] | None = None) -> list[ManifestEntry]:
-    """Header facts of every input (those already ``probed`` reused), the rest probed in batches
-    of ``pipeline.probe-batch`` on the cluster, in URI order."""
+    """Header facts of every input (those already ``probed`` reused), in URI order.
+
+    While a local cluster starts, this process probes; what is left once it is up (or all of
+    it, on a running cluster) is probed there in batches of ``pipeline.probe-batch``.
+    """
     known = probed or {}
     facts: list[FileInfo] = [known[u] for u in uris if u in known]
     todo = [u for u in uris if u not in known]
+    here = 0
+    while here < len(todo) and where.starting:
+        facts.extend(probe_many(todo[here : here + _PROBE_HERE], options))
+        here += _PROBE_HERE
     size = setting("probe-batch")
-    batches = [todo[i : i + size] for i in range(0, len(todo), size)]
-    for batch in runner.map(probe_many, batches, options, key="probe"):
-        facts.extend(batch)
+    batches = [todo[i : i + size] for i in range(here, len(todo), size)]
+    if batches:
+        for batch in Runner(where.client()).map(probe_many, batches, options, key="probe"):
+            facts.extend(batch)
     facts.sort(key=lambda info: info.uri)
     return [ManifestEntry(info, *assigned[info.uri]) for info in facts]
 
@@ -292,7 +328,9 @@ def _run_tasks(
     audio = 0.0
     try:
         result: ChunkReport
-        for result in runner.map(run_chunk, tasks, store_url, config.to_dict(), options, gate, key="chunk",
+        # the run's name: a worker opens the store once for all the run's tasks it computes
+        run = uuid.uuid4().hex
+        for result in runner.map(run_chunk, tasks, store_url, config.to_dict(), options, gate, run, key="chunk",
                                  meanwhile=meanwhile):
             report.chunks_computed += 1
             if report.chunks_computed == crash_after:

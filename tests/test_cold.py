@@ -1,0 +1,161 @@
+"""The cold command: what each command imports, and a local cluster started in the background
+(closed on every path, its workers deaf to Ctrl-C, its per-worker store cache never stale)."""
+
+from __future__ import annotations
+
+import io
+import json
+import signal
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import numpy as np
+import psutil
+import pytest
+
+from pipeline import FeatureConfig, InputError, extract, open_store
+
+#: modules a light command must not import: the kernels' (librosa, numba), the cluster's, PyTorch
+HEAVY = ("librosa", "numba", "distributed", "torch")
+
+#: runs the command line in a fresh interpreter, then prints the heavy modules it imported
+_RUNNER = """
+import json, sys
+from pipeline.cli import main
+try:
+    main(sys.argv[1:])
+except SystemExit:
+    pass
+print(json.dumps(sorted(m for m in {heavy} if m in sys.modules)), file=sys.stderr)
+"""
+
+
+def _heavy_imports(*argv: str) -> list[str]:
+    proc = subprocess.run([sys.executable, "-c", _RUNNER.format(heavy=HEAVY), *argv],
+                          capture_output=True, text=True, timeout=120, check=False)
+    last = proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else ""
+    assert last.startswith("["), proc.stderr
+    return list(json.loads(last))
+
+
+@pytest.fixture(scope="module")
+def small_store(tmp_path_factory: pytest.TempPathFactory) -> str:
+    from test_resume_append import write_clips
+
+    root = tmp_path_factory.mktemp("cold")
+    write_clips(root / "clips", ["a", "b"], seconds=4.0)
+    store = str(root / "s.zarr")
+    extract([root / "clips"], store, FeatureConfig(features=("rms", "mfcc")), scheduler="synchronous",
+            label_from="parent", progress=False)
+    return store
+
+
+@pytest.mark.parametrize("argv", [["--help"], ["query", "--help"], ["info", "--help"], ["extract", "--help"]])
+def test_help_imports_nothing_heavy(argv: list[str]) -> None:
+    assert _heavy_imports(*argv) == []
+
+
+def test_info_imports_nothing_heavy(small_store: str) -> None:
+    assert _heavy_imports("info", small_store) == []
+
+
+def _children() -> set[int]:
+    """This process's child processes, but multiprocessing's resource tracker (it lives as long
+    as the process that started it, by design)."""
+    out = set()
+    for child in psutil.Process().children(recursive=True):
+        try:
+            if "resource_tracker" not in " ".join(child.cmdline()):
+                out.add(child.pid)
+        except psutil.Error:
+            continue
+    return out
+
+
+def test_the_cluster_is_closed_when_listing_fails_while_it_starts(tmp_path: Path) -> None:
+    """URLs are listed while the asked-for cluster starts; a listing that fails (nothing there)
+    reports its one error, and the cluster it started (its worker processes seen running) is
+    closed before extract returns."""
+    before = _children()
+    seen: set[int] = set()
+    stop = threading.Event()
+
+    def watch() -> None:
+        while not stop.is_set():
+            seen.update(_children() - before)
+            stop.wait(0.02)
+
+    watcher = threading.Thread(target=watch)
+    watcher.start()
+    try:
+        with pytest.raises(InputError, match="No such file or directory: memory://"):
+            extract(["memory://nothing-here/clip.wav"], str(tmp_path / "s.zarr"), workers=1, progress=False,
+                    out=io.StringIO())
+    finally:
+        stop.set()
+        watcher.join()
+    assert seen, "no worker process was started: the cluster did not start while listing"
+    assert not {pid for pid in seen if psutil.pid_exists(pid) and psutil.Process(pid).status() != psutil.STATUS_ZOMBIE}
+    assert _children() - before == set()
+
+
+#: starts a local cluster in the background (as extract does) and prints each worker's blocked
+#: and ignored signal masks
+_SIGNAL_MASKS = """
+import io, os
+from pathlib import Path
+from pipeline.cluster import place
+
+def masks(pid):
+    lines = Path(f"/proc/{pid}/status").read_text().splitlines()
+    return [int(next(x.split()[1] for x in lines if x.startswith(k)), 16) for k in ("SigBlk:", "SigIgn:")]
+
+if __name__ == "__main__":
+    with place(None, None, 1, io.StringIO()) as where:
+        client = where.client()
+        for pid in client.run(os.getpid).values():
+            print(*masks(pid))
+"""
+
+
+def _default_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+def test_workers_started_in_the_background_ignore_ctrl_c(tmp_path: Path) -> None:
+    """The cluster starts in a thread (which cannot set signal handlers): its worker processes
+    still start with SIGINT blocked, so that Ctrl-C reaches the extract's process alone. Run
+    from a process that takes SIGINT (a background job, as a test run may be, ignores it)."""
+    script = tmp_path / "masks.py"
+    script.write_text(_SIGNAL_MASKS)
+    proc = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120, check=False,
+                          preexec_fn=_default_sigint)
+    assert proc.returncode == 0, proc.stderr
+    rows = [[int(v) for v in line.split()] for line in proc.stdout.splitlines()]
+    assert len(rows) == 1, proc.stdout
+    blocked, ignored = rows[0]
+    assert (blocked | ignored) & (1 << (signal.SIGINT - 1)), f"the worker would take SIGINT: {rows}"
+
+
+def test_a_long_lived_worker_never_writes_through_a_stale_store(tmp_path: Path) -> None:
+    """Workers keep the store open for a run's tasks: a second run on the same workers, which
+    rewrites the same store (--overwrite) with another layout, must open it afresh."""
+    from distributed import Client, LocalCluster
+    from test_resume_append import write_clips
+
+    write_clips(tmp_path / "clips", ["a", "b", "c"], seconds=4.0)
+    store = str(tmp_path / "s.zarr")
+    first, second = FeatureConfig(features=("mel",), n_mels=32), FeatureConfig(features=("mel",), n_mels=48)
+    with LocalCluster(n_workers=1, threads_per_worker=1, host="127.0.0.1", dashboard_address="127.0.0.1:0") as cluster, \
+            Client(cluster, set_as_default=False) as client:
+        extract([tmp_path / "clips"], store, first, client=client, progress=False, segment_chunk=2)
+        report = extract([tmp_path / "clips"], store, second, client=client, progress=False, segment_chunk=2,
+                         overwrite=True)
+    assert report.files_ok == 3
+    here = str(tmp_path / "here.zarr")
+    extract([tmp_path / "clips"], here, second, scheduler="synchronous", progress=False, segment_chunk=2)
+    a, b = open_store(store), open_store(here)
+    assert a["mel"].shape == b["mel"].shape and a["mel"].shape[-1] == 48
+    np.testing.assert_array_equal(a["mel"].values, b["mel"].values)
