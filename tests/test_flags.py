@@ -150,7 +150,7 @@ class Reads:
 
 def test_opening_a_store_reads_no_flag_object(where: tuple[str, dict[str, Any]], monkeypatch: pytest.MonkeyPatch) -> None:
     url, options = where
-    layout = build_layout(entries(0, 525), CONFIG, chunk=1)  # 1,050 chunks: two pages of an S3 listing
+    layout = build_layout(entries(0, 30), CONFIG, chunk=1)  # 60 chunks (two listing pages: below)
     write_template(url, options, layout, CONFIG)
     add_families(url, options, replace(CONFIG, features=("rms", "zcr")), ["zcr"])
     done = list(range(0, layout.n_chunks, 3))
@@ -168,6 +168,20 @@ def test_opening_a_store_reads_no_flag_object(where: tuple[str, dict[str, Any]],
     assert "zero_crossing_rate_std" in ds.data_vars and "incomplete_families" not in ds.attrs
     monkeypatch.undo()
     assert_listing_equals_values(url, options)
+
+
+@pytest.mark.s3
+def test_a_listing_of_more_than_one_page_is_whole(s3_bucket: tuple[str, dict[str, Any]]) -> None:
+    """1,050 chunk objects: an S3 listing answers 1,000 keys a page; the second page's flags count too."""
+    bucket, options = s3_bucket
+    group = zarr.open_group(f"s3://{bucket}/pages.zarr", mode="w", storage_options=options, zarr_format=3)
+    flags = group.create_array(DONE, shape=(1050,), chunks=(1,), dtype="uint8", fill_value=0)
+    flags[:] = 1  # 1,050 objects: the listing needs two pages
+    undone = [3, 500, 999, 1048]
+    for c in undone:
+        flags[c] = 0  # deletes the chunk
+    listed = listed_flag(flags)
+    assert listed is not None and sorted(set(range(1050)) - set(listed.nonzero()[0].tolist())) == undone
 
 
 def test_scale_benchmark_runs_at_a_tiny_scale(tmp_path: Path) -> None:
