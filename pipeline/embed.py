@@ -202,9 +202,9 @@ def _create(store: str, options: Mapping[str, Any], model: TrainedModel, name: s
         arr[...] = values
     models.attrs.put({"model": json.dumps(model.spec, sort_keys=True), "model_sha256": model.sha256})
     record = _record(model, name, dim)
-    var = xr.Variable(("segment", f"{name}_dim"), _lazy((n, dim), np.float32, (chunk, dim)),
+    var = xr.Variable(("segment", f"{name}_dim"), _lazy((n, dim), np.float32),
                       {"description": record["description"], "units": "1", "family": name})
-    done_flag = xr.Variable(("chunk",), _lazy((n_chunks,), np.uint8, (1,)),
+    done_flag = xr.Variable(("chunk",), _lazy((n_chunks,), np.uint8),
                        {"description": f"1 once the chunk's {name} embedding is written (written last)", "units": "1"})
     new = xr.Dataset({name: var}, coords={flag_name(name): done_flag})
     encoding = {name: {"chunks": (chunk, dim)}, flag_name(name): {"chunks": (1,)}}

@@ -68,7 +68,7 @@ def add_families(store_url: str, options: Mapping[str, Any], config: FeatureConf
     data_vars, coords, encoding = family_template(n, chunk, config, added)
     for name in added:
         coords[flag_name(name)] = xr.Variable(
-            ("chunk",), _lazy((n_chunks,), np.uint8, (1,)),
+            ("chunk",), _lazy((n_chunks,), np.uint8),
             {"description": f"1 once the chunk's {name} family is written (written last)", "units": "1"})
         encoding[flag_name(name)] = {"chunks": (1,)}
     existing = set(map(str, ds.variables))

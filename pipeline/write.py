@@ -126,14 +126,13 @@ def layout_from_store(ds: xr.Dataset) -> Layout:
     return Layout(files=file_records(ds), n_segments=ds.sizes["segment"], chunk=int(ds.attrs["segment_chunk"]))
 
 
-def _lazy(shape: tuple[int, ...], dtype: Any, chunks: tuple[int, ...]) -> da.Array:
-    """A placeholder of a variable tasks write (never computed), in chunks of ``chunks``'s
-    multiples: one dask chunk for the whole array (the zarr chunking is the encoding's)."""
+def _lazy(shape: tuple[int, ...], dtype: Any) -> da.Array:
+    """A placeholder of a variable tasks write (never computed): one dask chunk for the whole
+    array (its zarr chunking is the encoding's)."""
     # named: dask need not hash anything to name a placeholder that is never computed. One dask
     # chunk: ``to_zarr(compute=False)`` builds a graph of every placeholder chunk it will never
     # run, which took 247 s and 8 GiB of client memory for a 10,000-hour store (47,600 chunks
     # of 30 arrays; benchmarks/scale.py). Zarr's chunks come from the encoding either way.
-    del chunks
     placeholder: da.Array = da.zeros(shape, dtype=dtype, chunks=shape, name=f"placeholder-{uuid.uuid4().hex}")
     return placeholder
 
@@ -150,7 +149,7 @@ def family_template(n: int, chunk: int, config: FeatureConfig, names: Sequence[s
         shape = (n, *fam.shape(var, config))
         chunks = (chunk, *shape[1:])
         attrs = {"description": var.description, "units": var.units, "family": fam.name}
-        data_vars[var.name] = xr.Variable(dims, _lazy(shape, np.float32, chunks), attrs)
+        data_vars[var.name] = xr.Variable(dims, _lazy(shape, np.float32), attrs)
         encoding[var.name] = {"chunks": chunks, "compressors": _COMPRESSORS}
         framing = fam.framing
         if var.per_frame and f"{framing.dim}_time" not in coords:
@@ -169,7 +168,7 @@ def family_template(n: int, chunk: int, config: FeatureConfig, names: Sequence[s
             schunks = (chunk, *sshape[1:])
             sattrs = {"description": f"{stat} over the segment's valid frames of {var.name}", "units": var.units,
                       "family": fam.name}
-            data_vars[f"{var.name}_{stat}"] = xr.Variable(sdims, _lazy(sshape, np.float32, schunks), sattrs)
+            data_vars[f"{var.name}_{stat}"] = xr.Variable(sdims, _lazy(sshape, np.float32), sattrs)
             encoding[f"{var.name}_{stat}"] = {"chunks": schunks, "compressors": _COMPRESSORS}
     return data_vars, coords, encoding
 
@@ -198,7 +197,7 @@ def make_template(layout: Layout, config: FeatureConfig, *, extra_attrs: dict[st
         coords[key] = xr.Variable(("segment",), values, {"description": desc, "units": units})
         encoding[key] = {"chunks": (chunk if key in _TASK_COORDS else chunk * _PLAN_CHUNKS,)}
     coords["segment_valid"] = xr.Variable(
-        ("segment",), lazy((n,), np.bool_, (chunk,)),
+        ("segment",), lazy((n,), np.bool_),
         {"description": "true once the segment's chunk stored real audio for it", "units": "1"},
     )
     encoding["segment_valid"] = {"chunks": (chunk,)}
@@ -207,7 +206,7 @@ def make_template(layout: Layout, config: FeatureConfig, *, extra_attrs: dict[st
         coords[key] = xr.Variable(("file",), values, {"description": desc, "units": units})
 
     n_chunks = layout.n_chunks
-    coords["chunk_done"] = xr.Variable(("chunk",), lazy((n_chunks,), np.uint8, (1,)), {"description": "1 once the chunk's data is written (written last)", "units": "1"})
+    coords["chunk_done"] = xr.Variable(("chunk",), lazy((n_chunks,), np.uint8), {"description": "1 once the chunk's data is written (written last)", "units": "1"})
     encoding["chunk_done"] = {"chunks": (1,)}
     coords["chunk_report"] = xr.Variable(("chunk",), np.full(n_chunks, "", dtype=object), {"description": "JSON: per-file status of the chunk's decode", "units": "1"})
     encoding["chunk_report"] = {"chunks": (1,)}
