@@ -6,6 +6,8 @@ import math
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
+import numpy as np
+
 from .errors import ConfigError
 from .families.registry import default_names, family, family_names
 
@@ -150,9 +152,12 @@ class FeatureConfig:
 
     def valid_frames(self, n_samples: int) -> int:
         """Frames holding real audio when a segment has ``n_samples`` real samples."""
-        if n_samples <= 0:
-            return 0
-        return min(self.n_frames, 1 + n_samples // self.hop_length)
+        return int(self.valid_frames_of(np.asarray(n_samples)))
+
+    def valid_frames_of(self, n_samples: np.ndarray) -> np.ndarray:
+        """:meth:`valid_frames` of each of ``n_samples`` (real samples per segment)."""
+        n = np.asarray(n_samples, dtype=np.int64)
+        return np.where(n > 0, np.minimum(self.n_frames, 1 + n // self.hop_length), 0)
 
     @property
     def variables(self) -> tuple[str, ...]:
