@@ -20,7 +20,6 @@ then the budget: every fixed cost together against 5% of the compute the plan im
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import resource
 import sys
@@ -34,17 +33,16 @@ from typing import Any
 
 import numpy as np
 
-from pipeline.chunk import ChunkTask
+from pipeline.chunk import ChunkTask, write_chunk
 from pipeline.cluster import Runner, cluster
 from pipeline.config import FeatureConfig
 from pipeline.flags import DONE
 from pipeline.graph import plan_tasks
 from pipeline.labels import hash_split
 from pipeline.probe import FileInfo, ManifestEntry
-from pipeline.regions import write_region
 from pipeline.results import ChunkReport, ExtractReport
 from pipeline.schema import build_layout
-from pipeline.store import open_group, open_store, zarr_array
+from pipeline.store import open_group, open_store
 from pipeline.write import finalize, write_template
 
 SR = 22050
@@ -78,17 +76,13 @@ def noop_chunk(task: ChunkTask, store_url: str, segment_frames: int, options: di
     region's ``segment_valid`` and ``segment_valid_frames``, then its report, then its flags."""
     group = open_group(store_url, options, mode="r+", consolidated=True)
     n = task.stop - task.start
-    write_region(group, {"segment_valid": np.ones(n, dtype=bool),
-                         "segment_valid_frames": np.full(n, segment_frames, dtype=np.int32)}, task.start, task.stop)
     report: ChunkReport = {
         "chunk": task.index, "segments": n, "audio_seconds": float(n * 3.0),
         "files": {str(f.file_index): {"status": "ok", "error": "", "warning": ""} for f in task.files},
         "timings": {"decode": 0.0, "resample": 0.0, "compute": 0.0, "write": 0.0},
     }
-    zarr_array(group, "chunk_report")[task.index] = json.dumps(report, sort_keys=True)
-    for flag in task.flags:
-        zarr_array(group, flag)[task.index] = 1
-    zarr_array(group, DONE)[task.index] = 1
+    arrays = {"segment_valid": np.ones(n, dtype=bool), "segment_valid_frames": np.full(n, segment_frames, dtype=np.int32)}
+    write_chunk(group, task, arrays, report)
     return report
 
 

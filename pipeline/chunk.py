@@ -30,7 +30,7 @@ if TYPE_CHECKING:
 
     from .featurize import SegmentAudio
 
-__all__ = ["ChunkFile", "ChunkTask", "compute_chunk", "dask_setup", "run_chunk"]
+__all__ = ["ChunkFile", "ChunkTask", "compute_chunk", "dask_setup", "run_chunk", "write_chunk"]
 
 
 def dask_setup(worker: Any) -> None:
@@ -185,6 +185,19 @@ def _store_group(store_url: str, storage_options: Mapping[str, Any] | None, run:
     return group
 
 
+def write_chunk(group: zarr.Group, task: ChunkTask, arrays: Mapping[str, np.ndarray], report: ChunkReport) -> None:
+    """A whole chunk's writes, in their order: the region's ``arrays``, then the report, then
+    the added families' flags, then the done-flag, last."""
+    from .regions import write_region
+    from .store import zarr_array
+
+    write_region(group, arrays, task.start, task.stop)
+    zarr_array(group, "chunk_report")[task.index] = json.dumps(report, sort_keys=True)
+    for flag in task.flags:
+        zarr_array(group, flag)[task.index] = 1
+    zarr_array(group, "chunk_done")[task.index] = 1
+
+
 def run_chunk(task: ChunkTask, store_url: str, config_dict: dict[str, Any], storage_options: Mapping[str, Any] | None = None,
               template_gate: str | None = None, run: str | None = None) -> ChunkReport:
     """Compute one chunk and write its region, report and done-flag (in that order).
@@ -216,13 +229,7 @@ def run_chunk(task: ChunkTask, store_url: str, config_dict: dict[str, Any], stor
                 zarr_array(group, flag_name(name))[task.index] = 1
             report["timings"]["write"] = time.perf_counter() - t0
             return report
-        # the region's arrays, then the report, then the added families' flags, then the
-        # done-flag, last
-        write_region(group, arrays, task.start, task.stop)
-        zarr_array(group, "chunk_report")[task.index] = json.dumps(report, sort_keys=True)
-        for flag in task.flags:
-            zarr_array(group, flag)[task.index] = 1
-        zarr_array(group, "chunk_done")[task.index] = 1
+        write_chunk(group, task, arrays, report)
     except (OSError, KeyError, ValueError) as exc:
         raise StorageError(f"writing chunk {task.index} to {store_url} failed: {one_line(exc)}") from exc
     report["timings"]["write"] = time.perf_counter() - t0
