@@ -240,6 +240,7 @@ def _resume(store_url: str, options: Mapping[str, Any], config: FeatureConfig, u
     """An existing store's layout (grown by the inputs it does not hold yet, and by the families
     ``config`` adds), its chunks not done, the added families' flags those set, and the done
     chunks whose added families are not (each with those families)."""
+    from .flags import flag
     from .grow import add_families, added_families, pending_families
     from .store import as_text, changed_files, family_flags, open_raw, store_config
     from .write import append, layout_from_store, rollback_unfinished_append
@@ -256,7 +257,7 @@ def _resume(store_url: str, options: Mapping[str, Any], config: FeatureConfig, u
         known = set(as_text(ds["file_path"]))
         new = [u for u in uris if u not in known]
         layout = layout_from_store(ds)
-        done = np.asarray(ds["chunk_done"].values).astype(bool)
+        done = flag(ds)
         print(f"resuming: {int(done.sum())} of {done.size} chunks done", file=out)
         changed = changed_files(ds, options, only=uris)
         if changed:
