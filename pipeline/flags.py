@@ -15,12 +15,16 @@ one element, sharded, with another fill value or of another dtype; a store that 
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import xarray as xr
 import zarr
 from zarr.core.sync import sync
+
+if TYPE_CHECKING:  # info reads flags without xarray (pipeline.peek)
+    import xarray as xr
+
+    from .peek import StoreView
 
 __all__ = ["DONE", "FLAG_PREFIX", "flag", "is_flag", "listed_flag", "with_listed_flags"]
 
@@ -84,6 +88,8 @@ def listed_flag(array: zarr.Array[Any]) -> np.ndarray | None:
 def with_listed_flags(ds: xr.Dataset, group: zarr.Group) -> xr.Dataset:
     """``ds`` (opened from ``group``'s store) with every flag variable's values taken from the
     listing of its chunk keys, in memory; a flag listing cannot tell stays as it was."""
+    import xarray as xr
+
     listed: dict[str, xr.Variable] = {}
     for name in map(str, ds.variables):
         if not is_flag(name) or ds[name].dims != ("chunk",):
@@ -103,7 +109,7 @@ def with_listed_flags(ds: xr.Dataset, group: zarr.Group) -> xr.Dataset:
     return ds.assign_coords(coords).assign(data)
 
 
-def flag(ds: xr.Dataset, name: str = DONE) -> np.ndarray:
+def flag(ds: xr.Dataset | StoreView, name: str = DONE) -> np.ndarray:
     """Per chunk, whether flag ``name`` of ``ds`` is set ``[shape=(chunks,), bool]``.
 
     The values :func:`pipeline.store.open_raw` listed; a dataset opened otherwise (its flags

@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 
 from .config import FeatureConfig
+from .peek import peek_store
 from .schema import SPLITS
 from .store import (
     as_text,
@@ -15,7 +16,6 @@ from .store import (
     completeness,
     families_text,
     label_counts,
-    open_raw,
     store_versions,
     visible_segments,
 )
@@ -60,7 +60,7 @@ def format_info(url: str, storage_options: Mapping[str, Any] | None = None, *, c
     str
         Lines of text, without a trailing newline.
     """
-    ds = open_raw(url, storage_options, dask=False)
+    ds = peek_store(url, storage_options)  # through zarr alone: no xarray, pandas or Dask to import
     visible = visible_segments(ds)
     comp = completeness(ds, visible)
     config = {k: ds.attrs.get(k) for k in FeatureConfig().to_dict() if k in ds.attrs}

@@ -7,10 +7,9 @@ import json
 import warnings
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, TypeAlias
 
 import numpy as np
-import xarray as xr
 import zarr
 
 from .config import FeatureConfig
@@ -18,8 +17,14 @@ from .errors import ConfigError, SchemaError, StorageError, one_line
 from .flags import DONE, FLAG_PREFIX, flag, with_listed_flags
 from .io import filesystem, is_url
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # xarray is imported where a store is opened through it: info reads through zarr alone
+    import xarray as xr
+
+    from .peek import ArrayView, StoreView
     from .results import ChunkReport
+
+    #: a store as xarray opens it, or as :func:`pipeline.peek.peek_store` reads it through zarr
+    Readable: TypeAlias = xr.Dataset | StoreView
 
 __all__ = [
     "EMBEDDING_KIND",
@@ -170,7 +175,7 @@ def family_flags(attrs: Mapping[str, Any]) -> dict[str, str]:
     return {name: rec["flag"] for name, rec in store_families(attrs).items() if rec.get("flag")}
 
 
-def family_done(ds: xr.Dataset) -> dict[str, np.ndarray]:
+def family_done(ds: Readable) -> dict[str, np.ndarray]:
     """Per chunk, whether each of the store's families is written there ``[shape=(chunks,)]``."""
     done = flag(ds)
     flags = family_flags(ds.attrs)
@@ -212,6 +217,8 @@ def open_raw(url: str, storage_options: Mapping[str, Any] | None = None, *, dask
 
 def _open_dataset(url: str, storage_options: Mapping[str, Any] | None, *, dask: bool) -> tuple[xr.Dataset, zarr.Group]:
     """The store through xarray (every variable as stored) and its root group through zarr."""
+    import xarray as xr
+
     chunking: dict[str, Any] = {} if dask else {"chunks": None}
     store = _zarr_store(url, storage_options, read_only=True)
     try:
@@ -225,12 +232,12 @@ def _open_dataset(url: str, storage_options: Mapping[str, Any] | None, *, dask: 
     return ds, group
 
 
-def as_text(var: xr.DataArray) -> np.ndarray:
+def as_text(var: xr.DataArray | ArrayView) -> np.ndarray:
     """A string variable's values as an object array of ``str`` (zarr returns StringDType)."""
     return np.asarray(var.values).astype(object)
 
 
-def visible_segments(ds: xr.Dataset, file_status: np.ndarray | None = None) -> np.ndarray:
+def visible_segments(ds: Readable, file_status: np.ndarray | None = None) -> np.ndarray:
     """Indices of segments readers may see: chunk done, audio stored, file not failed.
 
     ``file_status`` replaces the stored one (finalising computes it before writing it).
@@ -257,6 +264,8 @@ def open_store(url: str, storage_options: Mapping[str, Any] | None = None) -> xr
     every visible segment yet is left out (its variables; ``incomplete_families`` names it):
     its unwritten chunks are never shown as data. ``info`` says how far it got.
     """
+    import xarray as xr
+
     ds = open_raw(url, storage_options)
     # coordinates are small: in memory, so that groupby/where on labels work directly, each
     # read in one batch through zarr (not a Dask task per chunk); the chunk reports stay lazy
@@ -307,7 +316,7 @@ class Completeness:
         return self.chunks_done == self.chunks_total
 
 
-def completeness(ds: xr.Dataset, visible: np.ndarray | None = None) -> Completeness:
+def completeness(ds: Readable, visible: np.ndarray | None = None) -> Completeness:
     """How complete the store is; ``visible`` defaults to :func:`visible_segments`."""
     done = flag(ds)
     return Completeness(
@@ -335,7 +344,7 @@ class LabelCount:
     splits: dict[str, int]
 
 
-def label_counts(ds: xr.Dataset, visible: np.ndarray | None = None) -> list[LabelCount]:
+def label_counts(ds: Readable, visible: np.ndarray | None = None) -> list[LabelCount]:
     """Per label (sorted; ``""`` for none), what ``info`` and the report tabulate; ``visible``
     defaults to :func:`visible_segments`."""
     from .schema import SPLITS
@@ -359,7 +368,7 @@ def label_counts(ds: xr.Dataset, visible: np.ndarray | None = None) -> list[Labe
     return rows
 
 
-def changed_files(ds: xr.Dataset, storage_options: Mapping[str, Any] | None = None,
+def changed_files(ds: Readable, storage_options: Mapping[str, Any] | None = None,
                   only: Iterable[str] | None = None) -> list[tuple[str, str]]:
     """Files whose fingerprint (size + mtime/ETag) differs from the stored one, as
     ``(path, what changed)``; ``only`` limits the check to those paths."""

@@ -61,6 +61,14 @@ def test_info_imports_nothing_heavy(small_store: str) -> None:
     assert _heavy_imports("info", small_store) == []
 
 
+def test_info_reads_through_zarr_alone(small_store: str) -> None:
+    """info reads the store without xarray, pandas or Dask (1 s of imports): pipeline.peek."""
+    proc = subprocess.run([sys.executable, "-c", _RUNNER.format(heavy=("xarray", "pandas", "dask")), "info", small_store],
+                          capture_output=True, text=True, timeout=120, check=False)
+    assert "complete: " in proc.stdout, proc.stderr
+    assert proc.stderr.strip().splitlines()[-1] == "[]"
+
+
 def _children() -> set[int]:
     """This process's child processes, but multiprocessing's resource tracker (it lives as long
     as the process that started it, by design)."""

@@ -1,0 +1,85 @@
+"""The zarr-only view of a store (what ``info`` reads) equals what ``xr.open_zarr`` shows."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import xarray as xr
+
+from pipeline import FeatureConfig, SchemaError, extract
+from pipeline.info import format_info
+from pipeline.peek import peek_store
+from pipeline.store import completeness, label_counts, open_raw, visible_segments
+
+
+@pytest.fixture(scope="module")
+def grown_store(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """Two labels, one undecodable file, an added family whose flag is missing in one chunk."""
+    from test_resume_append import write_clips
+
+    root = tmp_path_factory.mktemp("peek")
+    write_clips(root / "clips", ["a", "b", "c"], seconds=4.0)
+    (root / "clips" / "low" / "broken.wav").write_bytes(b"RIFF not a wave file at all")
+    store = str(root / "s.zarr")
+    for features in (("rms",), ("rms", "zcr")):  # the second run adds zcr to the store
+        extract([root / "clips"], store, FeatureConfig(features=features), scheduler="synchronous",
+                label_from="parent", progress=False, segment_chunk=2)
+    flags = sorted((Path(store) / "chunk_done_zcr" / "c").iterdir())
+    assert len(flags) >= 2
+    flags[0].unlink()  # zcr not written in the first chunk (a grow run stopped half-way)
+    return store
+
+
+def test_view_is_what_xarray_shows(grown_store: str) -> None:
+    view = peek_store(grown_store)
+    ds = xr.open_zarr(grown_store, chunks=None)
+    assert view.attrs == ds.attrs
+    assert list(view.sizes.items()) == list(ds.sizes.items())
+    assert list(view.data_vars) == list(map(str, ds.data_vars))
+    assert sorted(view.coords) == sorted(map(str, ds.coords))
+    assert sorted(view.variables) == sorted(map(str, ds.variables))
+    for name, var in ds.variables.items():
+        mine = view[str(name)]
+        assert mine.dims == var.dims, name
+        assert mine.attrs == var.attrs, name
+        assert mine.dtype == var.dtype, name
+        assert mine.encoding["chunks"] == var.encoding["chunks"], name
+        np.testing.assert_array_equal(mine.values, var.values, err_msg=str(name))
+
+
+def test_store_readers_agree_on_both(grown_store: str) -> None:
+    view, ds = peek_store(grown_store), open_raw(grown_store, dask=False)
+    np.testing.assert_array_equal(visible_segments(view), visible_segments(ds))
+    assert completeness(view) == completeness(ds)
+    assert completeness(view).families["zcr"] == completeness(view).chunks_done - 1
+    assert label_counts(view) == label_counts(ds)
+    assert {row.label: row.failed_files for row in label_counts(view)}["low"] == 1
+
+
+def test_info_reads_the_view(grown_store: str) -> None:
+    text = format_info(grown_store, check_files=False)
+    done = completeness(open_raw(grown_store, dask=False))
+    assert f"zcr v1 (added) {done.chunks_done - 1}/{done.chunks_total}" in text
+    assert "broken.wav" in text.split("failed files:")[1]
+
+
+def test_flags_are_listed_not_read(grown_store: str, tmp_path: Path) -> None:
+    copy = tmp_path / "s.zarr"
+    shutil.copytree(grown_store, copy)
+    done = copy / "chunk_done" / "c"
+    first = sorted(done.iterdir())[0]
+    first.write_bytes(b"not a zarr chunk")  # a read of this object would fail to decode
+    view = peek_store(str(copy))
+    assert view["chunk_done"].values.all()
+
+
+@pytest.mark.parametrize("make", ["missing", "other"])
+def test_not_a_store_is_one_line(tmp_path: Path, make: str) -> None:
+    path = tmp_path / "x.zarr"
+    if make == "other":
+        xr.Dataset({"a": ("x", np.arange(3))}).to_zarr(path)
+    with pytest.raises(SchemaError, match="Expected a feature store"):
+        peek_store(str(path))
