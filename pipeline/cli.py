@@ -182,6 +182,11 @@ def _config(args: argparse.Namespace) -> FeatureConfig:
 
 
 def cmd_extract(args: argparse.Namespace) -> int:
+    if _console and args.scheduler is None:
+        # the workers' imports start now, on another core, while this process imports its own
+        from .cluster import warm_workers
+
+        warm_workers()
     config = _config(args)
     if args.workers is not None and args.workers < 1:
         raise ConfigError(f"Expected --workers >= 1, got {args.workers}")
@@ -314,6 +319,9 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+#: running as the ``audio-pipeline`` command (:func:`run`), not called from Python
+_console = False
+
 COMMANDS = {"index": cmd_index, "embed": cmd_embed, "features": cmd_features, "extract": cmd_extract, "plot": cmd_plot, "report": cmd_report, "info": cmd_info, "demo": cmd_demo, "train": cmd_train,
             "query": cmd_query, "similar": cmd_similar}
 
@@ -357,6 +365,8 @@ def run() -> None:
     still print (a client's ``__del__`` on a closed event loop, an atexit callback, a worker's
     log) goes nowhere.
     """
+    global _console
+    _console = True
     code = main()
     if code != 0:
         _silence_stderr()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -109,22 +110,34 @@ def test_the_cluster_is_closed_when_listing_fails_while_it_starts(tmp_path: Path
     assert _children() - before == set()
 
 
-#: starts a local cluster in the background (as extract does) and prints each worker's blocked
-#: and ignored signal masks
+#: starts a local cluster in the background (as extract does; with argv "warm", from the fork
+#: server the command line warms) and prints, per worker, its blocked and ignored signal masks,
+#: whether its parent is the fork server, and its BLAS threads; then this process's OMP_NUM_THREADS
 _SIGNAL_MASKS = """
-import io, os
+import io, os, sys
+from multiprocessing import forkserver
 from pathlib import Path
-from pipeline.cluster import place
+from pipeline.cluster import place, warm_workers
 
 def masks(pid):
     lines = Path(f"/proc/{pid}/status").read_text().splitlines()
     return [int(next(x.split()[1] for x in lines if x.startswith(k)), 16) for k in ("SigBlk:", "SigIgn:")]
 
+def facts():
+    from threadpoolctl import threadpool_info
+    blas = max((p["num_threads"] for p in threadpool_info() if p["user_api"] == "blas"), default=1)
+    return os.getpid(), os.getppid(), blas
+
 if __name__ == "__main__":
-    with place(None, None, 1, io.StringIO()) as where:
+    if sys.argv[1:] == ["warm"]:
+        assert warm_workers()
+    own = os.environ.get("OMP_NUM_THREADS", "-")
+    with place(None, None, 2, io.StringIO()) as where:
         client = where.client()
-        for pid in client.run(os.getpid).values():
-            print(*masks(pid))
+        server = forkserver._forkserver._forkserver_pid
+        for pid, ppid, blas in client.run(facts).values():
+            print(*masks(pid), int(ppid == server), blas)
+    print(own)
 """
 
 
@@ -132,19 +145,31 @@ def _default_sigint() -> None:
     signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
-def test_workers_started_in_the_background_ignore_ctrl_c(tmp_path: Path) -> None:
+@pytest.mark.parametrize("warm", [False, True], ids=["spawned", "forked-from-warm-server"])
+def test_workers_started_in_the_background_ignore_ctrl_c(tmp_path: Path, warm: bool) -> None:
     """The cluster starts in a thread (which cannot set signal handlers): its worker processes
     still start with SIGINT blocked, so that Ctrl-C reaches the extract's process alone. Run
-    from a process that takes SIGINT (a background job, as a test run may be, ignores it)."""
+    from a process that takes SIGINT (a background job, as a test run may be, ignores it).
+
+    The command line's workers are forked from a fork server it starts at once with their
+    imports (cluster.warm_workers): they too block SIGINT, and start with the environment Dask's
+    nanny gives a spawned worker before its interpreter starts (one BLAS thread: read as the
+    BLAS library loads), which the command's own process keeps out of.
+    """
     script = tmp_path / "masks.py"
     script.write_text(_SIGNAL_MASKS)
-    proc = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120, check=False,
-                          preexec_fn=_default_sigint)
+    env = {k: v for k, v in os.environ.items() if not k.endswith("_NUM_THREADS")}
+    proc = subprocess.run([sys.executable, str(script), *(["warm"] if warm else [])], capture_output=True, text=True,
+                          timeout=120, check=False, preexec_fn=_default_sigint, env=env)
     assert proc.returncode == 0, proc.stderr
-    rows = [[int(v) for v in line.split()] for line in proc.stdout.splitlines()]
-    assert len(rows) == 1, proc.stdout
-    blocked, ignored = rows[0]
-    assert (blocked | ignored) & (1 << (signal.SIGINT - 1)), f"the worker would take SIGINT: {rows}"
+    *workers, own = proc.stdout.splitlines()
+    rows = [line.split() for line in workers]
+    assert len(rows) == 2, proc.stdout
+    for blocked, ignored, forked, blas in rows:
+        assert (int(blocked) | int(ignored)) & (1 << (signal.SIGINT - 1)), f"the worker would take SIGINT: {rows}"
+        assert forked == ("1" if warm else "0"), rows
+        assert blas == "1", rows
+    assert own == "-"
 
 
 def test_a_long_lived_worker_never_writes_through_a_stale_store(tmp_path: Path) -> None:
