@@ -1,11 +1,12 @@
 """Where the kernels' time goes: each stage of ``compute_features``, timed alone, one thread.
 
-    python benchmarks/kernel_profile.py [--segments N]
+    python benchmarks/kernel_profile.py [--segments N] [--features mel --n-mels 80] [--stft float64]
 
 Prints milliseconds per 32 segments of 3 s (96 s of audio) and each stage's share, in the order
 ``compute_features`` runs them (batches of the ``pipeline.batch-segments`` setting). The stages are
 the kernels' own functions, called on the same audio; their sum is close to, not exactly, one
-``compute_features`` call (which is timed last for comparison).
+``compute_features`` call of the default set (which is timed last for comparison, with the
+``--features`` given: its STFT path is the one the families declare, or ``--stft``'s).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from run import BATCH_SEGMENTS, best_of, segments, time_kernels
 
 from pipeline import FeatureConfig
+from pipeline.families import inputs as family_inputs
 from pipeline.features import rms as rms_kernel
 from pipeline.features import summarize, zero_crossing_rate
 from pipeline.filterbanks import (
@@ -45,6 +47,9 @@ def stages(config: FeatureConfig) -> list[tuple[str, Callable[[np.ndarray], obje
 
     def spectra(y: np.ndarray) -> None:
         cache["mag"] = magnitude_spectrogram(y=y, n_fft=n_fft, hop_length=hop)
+
+    def spectra32(y: np.ndarray) -> None:
+        magnitude_spectrogram(y=y, n_fft=n_fft, hop_length=hop, precision="float32")
 
     def power(y: np.ndarray) -> None:
         cache["power"] = np.square(cache["mag"])
@@ -87,6 +92,7 @@ def stages(config: FeatureConfig) -> list[tuple[str, Callable[[np.ndarray], obje
 
     return [
         ("STFT: frames x window, float64 rFFT, |.| (bit for bit librosa)", spectra),
+        ("  instead: float32 frames x window, float32 rFFT (scipy.fft), |.|", spectra32),
         ("power = |S|^2", power),
         ("mel: one product per segment + dB", mel),
         ("mfcc: clip 80 dB + DCT, a product per segment", mfcc),
@@ -103,8 +109,16 @@ def stages(config: FeatureConfig) -> list[tuple[str, Callable[[np.ndarray], obje
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--segments", type=int, default=128)
+    parser.add_argument("--features", default=None, help="families of the compute_features call (default set)")
+    parser.add_argument("--n-mels", type=int, default=None)
+    parser.add_argument("--stft", choices=("declared", "float64", "float32"), default="declared",
+                        help="the compute_features call's STFT path: the families' (default) or forced")
     args = parser.parse_args(argv)
     config = FeatureConfig()
+    run_config = FeatureConfig(**{k: v for k, v in (("features", args.features), ("n_mels", args.n_mels)) if v is not None})
+    if args.stft != "declared":
+        # forced for a before/after figure ("float64" is what every run transformed before the float32 path)
+        family_inputs.stft_precision = lambda names: args.stft  # type: ignore[assignment]
     y = segments(args.segments, config)
     batches = [y[i : i + BATCH_SEGMENTS] for i in range(0, args.segments, BATCH_SEGMENTS)]
     per32 = 32 / args.segments * 1e3
@@ -116,13 +130,15 @@ def main(argv: list[str] | None = None) -> int:
                     stage(batch)
             # stages depend on the cache of the previous one: run in order, best of 3 per stage
             rows.append((label, best_of(3, run) * per32))
-        whole = time_kernels(y, config, repeat=3) * per32
-    total = sum(ms for _, ms in rows)
+        whole = time_kernels(y, run_config, repeat=3) * per32
+    total = sum(ms for label, ms in rows if not label.startswith(" "))
     print(f"per 32 segments of 3 s (96 s of audio), 1 thread, batches of {BATCH_SEGMENTS}:")
     for label, ms in rows:
         print(f"  {ms:6.1f} ms  {100 * ms / total:4.0f}%  {label}")
-    print(f"  {total:6.1f} ms        sum of the stages")
-    print(f"  {whole:6.1f} ms        compute_features as called ({96 / whole * 1e3:.0f}x real time)")
+    print(f"  {total:6.1f} ms        sum of the stages (the float64 STFT's; the indented row is not in it)")
+    precision = family_inputs.stft_precision(run_config.features)
+    print(f"  {whole:6.1f} ms        compute_features as called ({96 / whole * 1e3:.0f}x real time; "
+          f"features {','.join(run_config.features)}, n_mels {run_config.n_mels}, {precision} STFT)")
     return 0
 
 

@@ -13,14 +13,15 @@ import functools
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 
 from .config import FeatureConfig
 from .errors import DecodeError, FamilyError, InputError, StorageError, one_line
 from .families import family, iter_variables
-from .features import compute_features, summarize
+from .families.inputs import compute
+from .features import summarize
 from .schema import SUMMARY_STATS, resampled_length, segment_starts
 from .settings import setting
 
@@ -28,6 +29,7 @@ if TYPE_CHECKING:
     from threadpoolctl import ThreadpoolController
 
     from .probe import FileInfo
+    from .spectrum import Precision
 
 __all__ = [
     "FileFeatures",
@@ -189,6 +191,10 @@ def featurize_rows(rows: np.ndarray, audio: np.ndarray, valid_samples: np.ndarra
                    arrays: dict[str, np.ndarray], where: Callable[[int], str] | None = None) -> float:
     """Features and summaries of ``audio[rows]`` into ``arrays[...][rows]``, in bounded batches.
 
+    Every batch computes its spectra in the config's ``stft_dtype`` (the store's, whichever
+    families a task computes): librosa's float64 bits, or float32 where the store's families
+    allow it.
+
     Parameters
     ----------
     rows : np.ndarray [shape=(m,)], int
@@ -217,13 +223,14 @@ def featurize_rows(rows: np.ndarray, audio: np.ndarray, valid_samples: np.ndarra
     t0 = time.perf_counter()
     batch_segments = int(setting("batch-segments"))
     families = [family(name) for name in config.features]
+    precision = cast("Precision", config.stft_dtype)
     # one BLAS thread: a segment's numbers do not depend on where (or how threaded) it ran
     with blas_controller().limit(limits=1, user_api="blas"):
         for batch in _runs(rows, batch_segments):
             try:
-                feats = compute_features(audio[batch], config)
+                feats = compute(audio[batch], config, precision)
             except FamilyError as exc:
-                raise _locate(exc, np.arange(audio.shape[0])[batch], audio, config, where) from exc
+                raise _locate(exc, np.arange(audio.shape[0])[batch], audio, config, precision, where) from exc
             samples = valid_samples[batch]
             for fam in families:
                 frames = fam.framing.valid_frames(config, samples)
@@ -237,12 +244,12 @@ def featurize_rows(rows: np.ndarray, audio: np.ndarray, valid_samples: np.ndarra
     return time.perf_counter() - t0
 
 
-def _locate(exc: FamilyError, rows: np.ndarray, audio: np.ndarray, config: FeatureConfig,
+def _locate(exc: FamilyError, rows: np.ndarray, audio: np.ndarray, config: FeatureConfig, precision: Precision,
             where: Callable[[int], str] | None) -> FamilyError:
     """``exc`` naming the first row of the batch ``rows`` a family fails on alone."""
     for row in rows.tolist():
         try:
-            compute_features(audio[row : row + 1], config)
+            compute(audio[row : row + 1], config, precision)
         except FamilyError as single:
             place = where(row) if where is not None else f"row {row}"
             return FamilyError(f"{single} on {place}")

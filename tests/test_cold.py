@@ -192,3 +192,42 @@ def test_a_long_lived_worker_never_writes_through_a_stale_store(tmp_path: Path) 
     a, b = open_store(store), open_store(here)
     assert a["mel"].shape == b["mel"].shape and a["mel"].shape[-1] == 48
     np.testing.assert_array_equal(a["mel"].values, b["mel"].values)
+
+
+#: the console script with main() replaced: a code, an escaping exception, or a long output
+_RUN_WITH = """
+import sys
+from pipeline import cli
+what = sys.argv.pop(1)
+if what == "code":
+    cli.main = lambda: 3
+elif what == "raise":
+    def boom():
+        raise RuntimeError("boom")
+    cli.main = boom
+elif what == "long":
+    def long():
+        for i in range(20000):
+            print(i)
+        return 0
+    cli.main = long
+cli.run()
+"""
+
+
+@pytest.mark.parametrize(("what", "code"), [("code", 3), ("raise", 1), ("long", 0), ("--version", 0), ("usage", 2)])
+def test_the_console_script_ends_at_once_with_its_code_and_all_its_output(what: str, code: int) -> None:
+    """run() skips the interpreter's teardown (os._exit once every exit handler ran): the exit
+    code is still main's (1 for an escaping exception, argparse's for --version and usage
+    errors), and output written to a pipe is all there."""
+    argv = {"--version": ["none", "--version"], "usage": ["none", "extract"]}.get(what, [what])
+    proc = subprocess.run([sys.executable, "-c", _RUN_WITH, *argv], capture_output=True, text=True, timeout=120,
+                          check=False)
+    assert proc.returncode == code, proc.stderr
+    if what == "long":
+        lines = proc.stdout.splitlines()
+        assert lines == [str(i) for i in range(20000)]
+    if what == "raise":
+        assert "RuntimeError: boom" in proc.stderr
+    if what == "--version":
+        assert proc.stdout.startswith("audio-pipeline ")

@@ -47,3 +47,23 @@ def test_parse_features_orders_and_dedups() -> None:
 
 def test_differences_name_the_fields() -> None:
     assert FeatureConfig().differences(FeatureConfig(n_mels=64)) == ["n_mels: 128 != 64"]
+
+
+def test_the_stfts_arithmetic_is_derived_from_the_families_and_refused_where_they_need_float64() -> None:
+    assert FeatureConfig().stft_dtype == "float64"  # chroma (and spectral) need librosa's bits
+    assert FeatureConfig(features=("mel", "mfcc")).stft_dtype == "float32"
+    assert FeatureConfig(features=("mel",), stft_dtype="float64").stft_dtype == "float64"
+    assert FeatureConfig(features=("tonnetz",)).stft_dtype == "float64"  # through chroma
+    with pytest.raises(ConfigError, match="Expected stft_dtype 'float64' with chroma, spectral") as info:
+        FeatureConfig(features=("mel", "chroma", "spectral"), stft_dtype="float32")
+    assert "\n" not in str(info.value)
+    with pytest.raises(ConfigError, match="Expected stft_dtype 'float32' or 'float64', got 'float16'"):
+        FeatureConfig(features=("mel",), stft_dtype="float16")
+
+
+def test_a_config_read_back_keeps_its_arithmetic_and_old_stores_read_as_float64() -> None:
+    mel = FeatureConfig(features=("mel",))
+    assert FeatureConfig.from_dict(mel.to_dict()) == mel
+    legacy = {k: v for k, v in mel.to_dict().items() if k != "stft_dtype"}  # a store from before the field
+    assert FeatureConfig.from_dict(legacy).stft_dtype == "float64"
+    assert mel.differences(FeatureConfig.from_dict(legacy)) == ["stft_dtype: 'float32' != 'float64'"]

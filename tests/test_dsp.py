@@ -159,16 +159,18 @@ import sys
 from pipeline.config import FeatureConfig
 from pipeline.families.builtin import ORDER
 from pipeline.graph import extract
-config = FeatureConfig() if sys.argv[3] == "default" else FeatureConfig(sr=16000, features=ORDER)
-report = extract([sys.argv[1]], sys.argv[2], config, scheduler="synchronous", progress=False)
+configs = {"default": FeatureConfig(), "all": FeatureConfig(sr=16000, features=ORDER),
+           "mel": FeatureConfig(features=("mel", "mfcc"))}
+report = extract([sys.argv[1]], sys.argv[2], configs[sys.argv[3]], scheduler="synchronous", progress=False)
 assert report.files_ok == 3 and report.chunks_computed > 0, report
 print(" ".join(m for m in ("librosa", "numba", "scipy.signal") if m in sys.modules) or "none")
 """
 
 
-@pytest.mark.parametrize("families", ["default", "all"])
+@pytest.mark.parametrize("families", ["default", "all", "mel"])
 def test_extract_imports_no_librosa_numba_or_scipy_signal(tmp_path: Path, families: str) -> None:
-    """conftest.py imports librosa in this process: the extract runs in a fresh one."""
+    """conftest.py imports librosa in this process: the extract runs in a fresh one ("mel": a run
+    on the float32 STFT, scipy.fft's)."""
     import soundfile as sf
 
     audio = tmp_path / "in"

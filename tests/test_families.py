@@ -22,6 +22,7 @@ from pipeline.families import (
     family,
     is_frame_dim,
     register,
+    stft_precision,
 )
 from pipeline.families.listing import BEGIN, END, markdown_table
 from pipeline.features import compute_features
@@ -175,10 +176,37 @@ def test_a_family_consuming_itself_is_an_error_not_a_recursion() -> None:
         compute_features(y, FeatureConfig(features="loop"))
 
 
-def test_every_family_in_a_store_equals_its_reference_across_chunk_boundaries(tmp_path: Path) -> None:
+def test_the_stfts_precision_derives_from_the_declarations() -> None:
+    """float64 for a run holding a family that declares ``float64_stft`` or consumes one (at any
+    depth, a plugin's too); float32 for every other run, and for one without a spectrum."""
+    assert family("chroma").float64_stft and not family("tonnetz").float64_stft
+    assert stft_precision(("tonnetz",)) == "float64"  # it consumes chroma
+    assert stft_precision(("mel", "mfcc", "mfcc_delta", "flatness", "spectrogram")) == "float32"
+    assert stft_precision(("mel", "chroma")) == "float64"
+    assert stft_precision(DEFAULT_FEATURES) == "float64"
+    assert stft_precision(("rms", "zcr")) == "float32" and stft_precision(()) == "float32"
+    probe = (Variable("probe_value", "x", "1"),)
+    register(Family(name="probe", version="1", variables=probe, compute=_zero, reference="", consumes=("family:tonnetz",)))
+    register(Family(name="exact", version="1", variables=(Variable("exact_value", "x", "1"),), compute=_zero,
+                    reference="", consumes=("power",), float64_stft=True))
+    register(Family(name="outer", version="1", variables=(Variable("outer_value", "x", "1"),), compute=_zero,
+                    reference="", consumes=("family:exact", "family:outer")))
+    assert stft_precision(("probe",)) == "float64" and stft_precision(("outer",)) == "float64"
+    assert stft_precision(("mel", "outer")) == "float64"
+    y = np.zeros((1, FeatureConfig().segment_samples), dtype=np.float32)
+    y[0, :100] = 0.5
+    from pipeline.families.inputs import Inputs
+
+    assert Inputs(y, FeatureConfig(features=("mel", "outer"))).precision == "float64"
+    assert Inputs(y, FeatureConfig(features=("mel",))).precision == "float32"
+
+
+@pytest.mark.parametrize("precision", ["float64", "float32"])
+def test_every_family_in_a_store_equals_its_reference_across_chunk_boundaries(tmp_path: Path, precision: str) -> None:
     """A 20-s file (a drum groove, then speech-like noise bursts, then a tone) in chunks of 2
-    segments: every stored segment of every family that runs at 22,050 Hz, each against its
-    reference on the segment of ``librosa.load``'s whole-file audio."""
+    segments: every stored segment of every family that runs at 22,050 Hz (float64: all of them
+    in one run; float32: those that tolerate it), each against its reference on the segment of
+    ``librosa.load``'s whole-file audio."""
     import librosa
     import soundfile as sf
 
@@ -191,7 +219,9 @@ def test_every_family_in_a_store_equals_its_reference_across_chunk_boundaries(tm
                         tone(freq=523.0, seconds=7.3, sr=sr)]).astype(np.float32)
     path = tmp_path / "long.wav"
     sf.write(path, y, sr, subtype="FLOAT")
-    config = FeatureConfig(features=runnable_families())
+    names = [n for n in runnable_families() if precision == "float64" or stft_precision((n,)) == "float32"]
+    config = FeatureConfig(features=names)
+    assert stft_precision(config.features) == precision
     store = str(tmp_path / "s.zarr")
     extract([str(path)], store, config, scheduler="synchronous", progress=False, segment_chunk=2)
     ds = open_store(store)

@@ -1,8 +1,11 @@
-"""Kernel parity: batched one-STFT features against plain librosa calls, per segment."""
+"""Kernel parity: batched one-STFT features against plain librosa calls, per segment, on both
+STFT paths: librosa's float64 bits (a run with a family declaring ``float64_stft``) and float32
+(every other run), each held to the variables' declared tolerances."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +18,8 @@ from conftest import require_tool
 from pipeline import synth
 from pipeline.config import FeatureConfig
 from pipeline.errors import ConfigError, InputError
+from pipeline.families import family, stft_precision
+from pipeline.families.inputs import Inputs
 from pipeline.features import (
     compute_features,
     estimate_tuning,
@@ -45,6 +50,20 @@ CONFIGS = {
     "nfft1023-hop441": every(n_fft=1023, hop_length=441),
     "segment30s": FeatureConfig(segment_seconds=30.0, features=("mel", "mfcc", "chroma", "spectral", "zcr", "rms")),
 }
+
+
+def float32_part(config: FeatureConfig) -> FeatureConfig:
+    """``config`` with only its families that run on the float32 STFT (each alone)."""
+    names = tuple(name for name in config.features if stft_precision((name,)) == "float32")
+    return replace(config, features=names, stft_dtype=None)
+
+
+def _path(config: FeatureConfig, precision: str) -> FeatureConfig:
+    """The config whose run takes the STFT path ``precision``: all of it (with chroma: float64),
+    or its families that tolerate float32."""
+    out = config if precision == "float64" else float32_part(config)
+    assert out.stft_dtype == stft_precision(out.features) == precision and any(family(n).consumes != ("waveform",) for n in out.features)
+    return out
 
 
 def _fit(y: np.ndarray, n: int) -> np.ndarray:
@@ -81,9 +100,10 @@ def tools() -> None:
 
 
 @pytest.mark.usefixtures("tools")
+@pytest.mark.parametrize("precision", ["float64", "float32"])
 @pytest.mark.parametrize("name", list(CONFIGS))
-def test_kernels_match_librosa(name: str, tmp_path: Path) -> None:
-    config = CONFIGS[name]
+def test_kernels_match_librosa(name: str, precision: str, tmp_path: Path) -> None:
+    config = _path(CONFIGS[name], precision)
     segs = {k: _fit(np.asarray(v, dtype=np.float32), config.segment_samples) for k, v in signals(config, tmp_path).items()}
     batch = np.stack(list(segs.values()))
     got = compute_features(batch, config)
@@ -96,16 +116,70 @@ def test_kernels_match_librosa(name: str, tmp_path: Path) -> None:
             raise AssertionError(f"{name}/{signal}: {exc}") from None
 
 
-@pytest.mark.parametrize(("n_fft", "hop"), [(2048, 512), (1024, 256), (2000, 441)])
-def test_stft_is_librosa_bit_for_bit(rng: np.random.Generator, n_fft: int, hop: int) -> None:
-    """The tuning estimate (and with it chroma) depends on the last bits of the power spectrum."""
+def _stft_batch(rng: np.random.Generator) -> np.ndarray:
     y = rng.normal(0, 0.1, (4, 22050)).astype(np.float32)
     y[1, 5000:] = 0.0  # a zero-padded tail: its frames are skipped, their spectra still exact
     y[2] = 0.0
     y[3, :-1] = 0.0
-    ours = stft(y=y, n_fft=n_fft, hop_length=hop)
-    theirs = librosa.stft(y, n_fft=n_fft, hop_length=hop, center=True, pad_mode="constant")
-    np.testing.assert_array_equal(ours, np.swapaxes(theirs, 1, 2))
+    return y
+
+
+@pytest.mark.parametrize(("n_fft", "hop"), [(2048, 512), (1024, 256), (2000, 441)])
+def test_stft_is_librosa_bit_for_bit(rng: np.random.Generator, n_fft: int, hop: int) -> None:
+    """The tuning estimate (and with it chroma) depends on the last bits of the power spectrum."""
+    y = _stft_batch(rng)
+    theirs = np.swapaxes(librosa.stft(y, n_fft=n_fft, hop_length=hop, center=True, pad_mode="constant"), 1, 2)
+    np.testing.assert_array_equal(stft(y=y, n_fft=n_fft, hop_length=hop), theirs)
+    np.testing.assert_array_equal(stft(y=y, n_fft=n_fft, hop_length=hop, precision="float64"), theirs)
+    np.testing.assert_array_equal(magnitude_spectrogram(y=y, n_fft=n_fft, hop_length=hop, precision="float64"),
+                                  np.abs(theirs))
+
+
+@pytest.mark.parametrize(("n_fft", "hop"), [(2048, 512), (1024, 256), (2000, 441), (1023, 441)])
+def test_the_float32_stft_is_librosas_within_float32_rounding(rng: np.random.Generator, n_fft: int, hop: int) -> None:
+    """float32 frames through a single-precision transform: complex64 spectra whose error is
+    float32 rounding of the frame's energy (an additive floor, not a relative error per bin)."""
+    y = _stft_batch(rng)
+    theirs = np.swapaxes(librosa.stft(y, n_fft=n_fft, hop_length=hop, center=True, pad_mode="constant"), 1, 2)
+    ours = stft(y=y, n_fft=n_fft, hop_length=hop, precision="float32")
+    assert ours.dtype == np.complex64 and ours.shape == theirs.shape
+    assert not np.array_equal(ours, theirs)  # another transform: not librosa's bits
+    err = np.abs(ours.astype(np.complex128) - theirs)
+    # per frame: a few float32 epsilons of the frame's l2 norm (Parseval: sqrt(n_fft / 2) * RMS)
+    scale = np.sqrt(np.sum(np.abs(theirs.astype(np.complex128)) ** 2, axis=-1, keepdims=True) / n_fft)
+    assert np.all(err <= 16 * np.finfo(np.float32).eps * np.maximum(scale, np.finfo(np.float32).tiny)), err.max()
+    np.testing.assert_array_equal(ours[2], 0)  # silence: exactly zero, as librosa's
+    np.testing.assert_array_equal(magnitude_spectrogram(y=y, n_fft=n_fft, hop_length=hop, precision="float32"),
+                                  np.abs(ours))
+
+
+@pytest.mark.parametrize("features", [("chroma",), ("tonnetz",), ("mel", "chroma"), ("mfcc_delta", "spectral"),
+                                      ("contrast",), ("onset",)])
+def test_a_run_needing_float64_transforms_librosas_bits(features: tuple[str, ...]) -> None:
+    """chroma's tuning estimate is an argmax the last bits of the power spectrum can tip (and
+    tonnetz consumes chroma); spectral, contrast and onset miss their tolerances on float32
+    spectra (the transform's noise floor): any run holding one of them gets librosa's STFT bit
+    for bit, and every family of that run reads it."""
+    config = FeatureConfig(features=features)
+    y = np.stack([synth.genre_clip("jazz", seconds=3.0, sr=config.sr, seed=2),
+                  synth.tone(freq=440.0, seconds=3.0, sr=config.sr)]).astype(np.float32)[:, : config.segment_samples]
+    inputs = Inputs(y, config)
+    for name in features:
+        inputs.family(name)
+    theirs = np.abs(librosa.stft(y, n_fft=config.n_fft, hop_length=config.hop_length)).transpose(0, 2, 1)
+    np.testing.assert_array_equal(inputs.magnitude, theirs[:, : inputs.n_live])
+
+
+def test_a_run_of_float32_tolerant_families_transforms_in_float32() -> None:
+    """The run's path is derived from its families' declarations: without one needing float64,
+    every family reads the float32 spectra."""
+    config = float32_part(every())
+    assert {"mel", "mfcc", "mfcc_delta", "flatness", "spectrogram"} <= set(config.features)
+    y = synth.genre_clip("rock", seconds=3.0, sr=config.sr, seed=1)[None, : config.segment_samples].astype(np.float32)
+    inputs = Inputs(y, config)
+    for name in config.features:
+        inputs.family(name)
+    np.testing.assert_array_equal(inputs.magnitude, np.abs(stft(y=y, precision="float32"))[:, : inputs.n_live])
 
 
 def _invariance_pool(config: FeatureConfig, rng: np.random.Generator) -> np.ndarray:
@@ -136,11 +210,33 @@ def _featurise_bits(batch: np.ndarray, config: FeatureConfig) -> list[dict[str, 
     return [{name: values[i] for name, values in arrays.items()} for i in range(n)]
 
 
-@pytest.mark.parametrize("name", ["default", "nfft1023-hop441", "sr16k-mels64"])
-def test_a_segments_features_do_not_depend_on_its_batch(rng: np.random.Generator, name: str) -> None:
+def test_families_added_to_a_store_take_the_stores_stft_dtype(rng: np.random.Generator) -> None:
+    """A chunk computing only the families added to a store keeps the store's config but for
+    its families (``replace``, as chunk.run_chunk does): the STFT's arithmetic stays the
+    store's, and so the numbers are a one-shot run's. A config of those families alone would
+    take the float32 path: other bits."""
+    config = FeatureConfig(features=("mel", "chroma"))
+    assert config.stft_dtype == "float64"
+    pool = _invariance_pool(config, rng)[:4]
+    one_shot = _featurise_bits(pool, config)
+    for added, same in ((replace(config, features=("mel",)), True), (FeatureConfig(features=("mel",)), False)):
+        assert added.stft_dtype == ("float64" if same else "float32")
+        arrays = allocate(len(pool), added)
+        featurize_rows(np.arange(len(pool)), pool, np.full(len(pool), added.segment_samples), added, arrays)
+        for i in range(len(pool)):
+            for name, values in arrays.items():
+                equal = np.array_equal(values[i], one_shot[i][name], equal_nan=True)
+                assert equal or not same, f"{name} of segment {i} differs from the one-shot run's"
+        assert same or not np.array_equal(arrays["mel"][0], one_shot[0]["mel"])
+
+
+@pytest.mark.parametrize(("name", "precision"), [("default", "float64"), ("nfft1023-hop441", "float64"),
+                                               ("sr16k-mels64", "float64"), ("default", "float32"),
+                                               ("nfft1023-hop441", "float32")])
+def test_a_segments_features_do_not_depend_on_its_batch(rng: np.random.Generator, name: str, precision: str) -> None:
     """Bit for bit: a segment alone, at every position of a batch, and in batches of every
     size from 1 to 12 (with partners whose audio ends elsewhere) gets the same arrays."""
-    config = CONFIGS[name]
+    config = _path(CONFIGS[name], precision)
     pool = _invariance_pool(config, rng)
     alone = [_featurise_bits(pool[i : i + 1], config)[0] for i in range(len(pool))]
 
@@ -210,6 +306,9 @@ BAD_CALLS: dict[str, tuple[Callable[[], object], type[Exception], str]] = {
     "stft-n_fft-float": (lambda: stft(y=_Y, n_fft=2048.0), ConfigError, "n_fft"),  # type: ignore[arg-type]
     "stft-hop-negative": (lambda: stft(y=_Y, hop_length=-512), ConfigError, "hop_length to be a positive integer"),
     "magnitude-hop-bool": (lambda: magnitude_spectrogram(y=_Y, hop_length=True), ConfigError, "hop_length"),
+    "stft-precision": (lambda: stft(y=_Y, precision="float16"), ConfigError,  # type: ignore[arg-type]
+                       "precision out of float32, float64, got 'float16'"),
+    "magnitude-precision": (lambda: magnitude_spectrogram(y=_Y, precision=64), ConfigError, "precision"),  # type: ignore[arg-type]
     "magnitude-n_frames-zero": (lambda: magnitude_spectrogram(y=_Y, n_frames=0), ConfigError, "n_frames"),
     "magnitude-live-shape": (lambda: magnitude_spectrogram(y=_Y, live=np.array([1, 2, 3])), InputError, "live of 2 integers"),
     "magnitude-live-float": (lambda: magnitude_spectrogram(y=_Y, live=np.array([1.0, 2.0])), InputError, "live of 2 integers"),

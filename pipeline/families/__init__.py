@@ -20,6 +20,7 @@ from .registry import (
     is_frame_dim,
     iter_variables,
     register,
+    stft_precision,
     variable,
 )
 
@@ -37,5 +38,6 @@ __all__ = [
     "is_frame_dim",
     "iter_variables",
     "register",
+    "stft_precision",
     "variable",
 ]

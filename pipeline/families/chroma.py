@@ -36,7 +36,8 @@ FAMILY = register(Family(
     name="chroma", version="1",
     variables=(Variable("chroma", "librosa.feature.chroma_stft (tuning estimated per segment), max-normalised per frame",
                         "1", PITCH_CLASS),),
-    compute=compute, reference_fn=reference, consumes=("power",), default=True,
+    # the tuning estimate is an argmax the last bits of the power spectrum can tip
+    compute=compute, reference_fn=reference, consumes=("power",), default=True, float64_stft=True,
     reference="chroma_stft(y, sr, n_fft, hop_length)",
     origin={"module": __name__},
 ))

@@ -148,7 +148,8 @@ FAMILY = register(Family(
                         "librosa.feature.spectral_contrast of |stft| (fmin=200, n_bands=6, quantile=0.02): "
                         "power_to_db(peak) - power_to_db(valley), each clipped at top_db=80 over the segment",
                         "dB", CONTRAST_BAND, tolerance="db"),),
-    compute=compute, reference_fn=reference, consumes=("magnitude",), check=check,
+    # float32 spectra: valleys of quiet bands are the transform's noise floor, up to 18 dB off
+    compute=compute, reference_fn=reference, consumes=("magnitude",), check=check, float64_stft=True,
     reference="spectral_contrast(y, sr, n_fft, hop_length, fmin=200, n_bands=6, quantile=0.02, linear=False)",
     origin={"module": __name__},
 ))

@@ -9,7 +9,7 @@ STFT of the config's framing per segment, whatever families run).
 from __future__ import annotations
 
 from functools import cached_property
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 import numpy as np
 
@@ -19,6 +19,7 @@ from .registry import Family, family
 
 if TYPE_CHECKING:
     from ..config import FeatureConfig
+    from ..spectrum import Precision
 
 __all__ = ["Inputs", "compute", "extend"]
 
@@ -47,10 +48,15 @@ class Inputs:
     y : np.ndarray [shape=(n, config.segment_samples)]
         Zero-padded segments at ``config.sr``.
     config : FeatureConfig
+    precision : {"float64", "float32"} or None
+        The STFT's (:data:`~pipeline.spectrum.Precision`); by default the config's
+        ``stft_dtype`` (the store's: librosa's float64 bits where one of its families
+        declares ``float64_stft``, as chroma does, else float32 unless asked otherwise).
     """
 
-    def __init__(self, y: np.ndarray, config: FeatureConfig) -> None:
+    def __init__(self, y: np.ndarray, config: FeatureConfig, precision: Precision | None = None) -> None:
         self.config = config
+        self.precision: Precision = cast("Precision", config.stft_dtype) if precision is None else precision
         self.waveform = check_batch(y)
         if self.waveform.shape[1] != config.segment_samples:
             raise InputError(f"Expected segments of {config.segment_samples} samples, got {self.waveform.shape[1]}")
@@ -75,12 +81,12 @@ class Inputs:
 
     @cached_property
     def magnitude(self) -> np.ndarray:
-        """``|STFT|`` ``[shape=(n, n_live, 1 + n_fft // 2)]``, float32."""
+        """``|STFT|`` ``[shape=(n, n_live, 1 + n_fft // 2)]``, float32, at :attr:`precision`."""
         from ..spectrum import magnitude_spectrogram
 
         c = self.config
         return magnitude_spectrogram(y=self.waveform, n_fft=c.n_fft, hop_length=c.hop_length,
-                                     n_frames=self.n_live, live=self.live)
+                                     n_frames=self.n_live, live=self.live, precision=self.precision)
 
     @cached_property
     def power(self) -> np.ndarray:
@@ -159,12 +165,13 @@ def _origin(fam: Family) -> str:
     return f" (plugin {fam.origin['module']})" if "source_sha256" in fam.origin else ""
 
 
-def compute(y: np.ndarray, config: FeatureConfig) -> dict[str, np.ndarray]:
+def compute(y: np.ndarray, config: FeatureConfig, precision: Precision | None = None) -> dict[str, np.ndarray]:
     """Every variable of ``config.features`` for a batch of segments, in store order.
 
     Returns one C-contiguous float32 array per variable (per-frame and per-segment ones).
+    ``precision``: the STFT's (:class:`Inputs`), by default ``config.stft_dtype``.
     """
-    inputs = Inputs(y, config)
+    inputs = Inputs(y, config, precision)
     out: dict[str, np.ndarray] = {}
     for name in config.features:
         out.update(inputs.family(name))

@@ -155,7 +155,8 @@ FAMILY = register(Family(
         Variable("tempo", "librosa.feature.tempo of the segment's onset_strength (prior 120 BPM, 8 s autocorrelation "
                  "windows, mean over frames)", "BPM", per_frame=False),
     ),
-    compute=compute, reference_fn=reference, consumes=("mel_db",), check=check, figure="lines",
+    # float32 spectra: a tone's onset strength (differences of quiet mel bands) 1.4x its tolerance
+    compute=compute, reference_fn=reference, consumes=("mel_db",), check=check, figure="lines", float64_stft=True,
     reference="onset_strength(y, sr, hop_length, n_fft, n_mels, fmin, fmax); tempo(onset_envelope, sr, hop_length)",
     origin={"module": __name__},
 ))

@@ -12,7 +12,7 @@ run, so that commands that only read a store never import librosa.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -22,6 +22,7 @@ from ..errors import ConfigError
 
 if TYPE_CHECKING:
     from ..config import FeatureConfig
+    from ..spectrum import Precision
     from .inputs import Inputs
 
 __all__ = [
@@ -38,6 +39,7 @@ __all__ = [
     "is_frame_dim",
     "iter_variables",
     "register",
+    "stft_precision",
     "variable",
 ]
 
@@ -175,6 +177,14 @@ class Family:
     origin : mapping
         Where it came from: ``{"module": ...}`` for a built-in, plus ``version`` and
         ``source_sha256`` for a plugin (stored with the store).
+    float64_stft : bool
+        Its numbers need librosa's STFT bit for bit (numpy's float64 transform): chroma's
+        per-segment tuning estimate is an argmax that the last bits of the power spectrum can
+        tip; spectral, contrast and onset miss their tolerances on the float32 transform's
+        noise floor (measured by the parity tests). A run holding such a family, or one
+        consuming it (``family:<name>``), computes all its spectra that way
+        (:func:`stft_precision`); every other run transforms float32 frames (about 1.5x as
+        fast; within the declared tolerances of librosa).
     """
 
     name: str
@@ -189,6 +199,7 @@ class Family:
     default: bool = False
     figure: Literal["image", "lines"] | None = "image"
     origin: Mapping[str, str] = field(default_factory=dict)
+    float64_stft: bool = False
 
     def __post_init__(self) -> None:
         if not _NAME.match(self.name):
@@ -311,6 +322,26 @@ def iter_variables(names: tuple[str, ...]) -> Iterator[tuple[Family, Variable]]:
         fam = family(name)
         for var in fam.variables:
             yield fam, var
+
+
+def stft_precision(names: Iterable[str]) -> Precision:
+    """The precision of the STFT a run of the families ``names`` computes its spectra in.
+
+    ``"float64"`` (librosa's bits) when one of them, or a family one of them consumes
+    (``family:<name>``, transitively), declares ``float64_stft``; ``"float32"`` otherwise.
+    """
+    seen: set[str] = set()
+    todo = list(names)
+    while todo:
+        name = todo.pop()
+        if name in seen:
+            continue
+        seen.add(name)
+        fam = family(name)
+        if fam.float64_stft:
+            return "float64"
+        todo.extend(item.removeprefix("family:") for item in fam.consumes if item.startswith("family:"))
+    return "float32"
 
 
 _LOADED = False

@@ -35,7 +35,9 @@ FAMILY = register(Family(
         Variable("spectral_bandwidth", "librosa.feature.spectral_bandwidth of |stft|, p=2", "Hz"),
         Variable("spectral_rolloff", "librosa.feature.spectral_rolloff of |stft|, roll_percent=0.85", "Hz"),
     ),
-    compute=compute, reference_fn=reference, consumes=("magnitude",), default=True, figure="lines",
+    # float32 spectra: a tone's bandwidth is up to 21x its tolerance (the transform's noise floor,
+    # weighted by the squared distance to the centroid)
+    compute=compute, reference_fn=reference, consumes=("magnitude",), default=True, figure="lines", float64_stft=True,
     reference="spectral_centroid, spectral_bandwidth, spectral_rolloff (y, sr, n_fft, hop_length)",
     origin={"module": __name__},
 ))
