@@ -8,8 +8,10 @@ audio anywhere), lays out its segments (``pipeline.schema.build_layout``), write
 template (``pipeline.write.write_template``), runs one task per chunk on a real local cluster
 (``pipeline.cluster``, the extract's ``Runner``) that writes what a chunk task writes besides
 its features (``segment_valid``, ``segment_valid_frames``, its report, its done-flag, through
-``pipeline.regions`` and ``pipeline.store`` as ``pipeline.chunk.run_chunk`` does), finalises
-(``pipeline.write.finalize``) and opens the store (``pipeline.store.open_store``). Each phase's
+``pipeline.regions`` and ``pipeline.store`` as ``pipeline.chunk.run_chunk`` does) and returns
+them as ``run_chunk`` does (merged as they arrive: ``pipeline.results.ChunkResults``),
+finalises (``pipeline.write.finalize``, with those results) and opens the store
+(``pipeline.store.open_store``). Each phase's
 wall time, the client's peak RSS during it and the objects in the store after it are printed,
 then the budget: every fixed cost together against 5% of the compute the plan implies at
 ``--target-workers`` workers of ``--rate`` x real time each (900x: docs/scaling.md).
@@ -40,7 +42,7 @@ from pipeline.flags import DONE
 from pipeline.graph import plan_tasks
 from pipeline.labels import hash_split
 from pipeline.probe import FileInfo, ManifestEntry
-from pipeline.results import ChunkReport, ExtractReport
+from pipeline.results import ChunkReport, ChunkResult, ChunkResults, ExtractReport
 from pipeline.schema import build_layout
 from pipeline.store import open_group, open_store
 from pipeline.write import finalize, write_template
@@ -71,7 +73,7 @@ def manifest(files: int, hours: float) -> list[ManifestEntry]:
     return out
 
 
-def noop_chunk(task: ChunkTask, store_url: str, segment_frames: int, options: dict[str, Any]) -> ChunkReport:
+def noop_chunk(task: ChunkTask, store_url: str, segment_frames: int, options: dict[str, Any]) -> ChunkResult:
     """What a chunk task writes besides its features, the way ``run_chunk`` writes it: the
     region's ``segment_valid`` and ``segment_valid_frames``, then its report, then its flags."""
     group = open_group(store_url, options, mode="r+", consolidated=True)
@@ -83,7 +85,7 @@ def noop_chunk(task: ChunkTask, store_url: str, segment_frames: int, options: di
     }
     arrays = {"segment_valid": np.ones(n, dtype=bool), "segment_valid_frames": np.full(n, segment_frames, dtype=np.int32)}
     write_chunk(group, task, arrays, report)
-    return report
+    return ChunkResult(report, task.start, arrays["segment_valid"], arrays["segment_valid_frames"])
 
 
 def count_objects(root: Path) -> int:
@@ -144,11 +146,15 @@ def run(args: argparse.Namespace, store: Path, out: Callable[[str], None]) -> di
         timer.phases.append(Phase("local cluster start (a deployment's, not counted)", time.perf_counter() - started,
                                   _peak_mib(False), count_objects(Path(url)), False))
         with timer.phase(f"{len(tasks):,} tasks on {args.workers} workers (per task below)", fixed=False):
-            done = sum(1 for _ in Runner(client).map(noop_chunk, tasks, url, segment_frames, {}, key="chunk"))
+            results = ChunkResults(layout.n_segments, layout.n_chunks)
+            done = 0
+            for result in Runner(client).map(noop_chunk, tasks, url, segment_frames, {}, key="chunk"):
+                results.add(result)  # as the extract merges its tasks' results
+                done += 1
     per_task = timer.phases[-1].seconds * args.workers / max(done, 1)
     report = ExtractReport(store=url)
     with timer.phase("finalise (write.finalize)"):
-        finalize(url, {}, report)
+        finalize(url, {}, report, results)
     with timer.phase("open_store"):
         ds = open_store(url)
     visible = ds.sizes["segment"]

@@ -391,11 +391,11 @@ def run() -> None:
 
 
 def _end_now(status: list[int]) -> None:
+    import contextlib
+
     for stream in (sys.stdout, sys.stderr):
-        try:
+        with contextlib.suppress(OSError, ValueError):  # a reader that went away (| head), a closed stream
             stream.flush()
-        except (OSError, ValueError):  # a reader that went away (| head), a closed stream
-            pass
     os._exit(status[0])
 
 

@@ -22,8 +22,11 @@ __all__ = ["Place", "Runner", "auto_scheduler", "cluster", "owns_cluster", "plac
 
 #: what a local cluster's worker processes import as they start (their Dask preload)
 WORKER_PRELOAD = "pipeline.chunk"
-#: the worker processes' imports: the kernels (WORKER_PRELOAD) and the worker itself
-_WORKER_IMPORTS = ("distributed", WORKER_PRELOAD, "pipeline.featurize", "pipeline.regions", "pipeline.store")
+#: what a worker imports as it sets itself up (:func:`pipeline.chunk.dask_setup`): the kernels,
+#: the region writes, the store
+WORKER_MODULES = ("pipeline.featurize", "pipeline.regions", "pipeline.store")
+#: the worker processes' imports, done once in the fork server (:func:`warm_workers`)
+_WORKER_IMPORTS = ("distributed", WORKER_PRELOAD, *WORKER_MODULES)
 _warm = False
 
 

@@ -35,7 +35,7 @@ from .io import (
 from .labels import DEFAULT_SPLIT_FRACTIONS, assign_labels
 from .lock import StoreLock
 from .probe import FileInfo, ManifestEntry, probe_many
-from .results import ExtractReport
+from .results import ChunkResults, ExtractReport
 from .schema import Layout, build_layout
 from .settings import setting
 
@@ -43,7 +43,7 @@ from .settings import setting
 # are used, after a local cluster has started starting: its workers' start overlaps them.
 if TYPE_CHECKING:
     from .chunk import ChunkTask
-    from .results import ChunkReport
+    from .results import ChunkResult
 
 __all__ = ["ExtractReport", "extract", "plan_tasks"]
 
@@ -159,10 +159,11 @@ def _extract_claimed(
     """:func:`extract` once the store is claimed: layout, template, tasks, finalise (``where``
     may still be starting: its client is waited for once the inputs are probed)."""
     from .store import remove_store, store_exists
-    from .write import check_existing, finalize, write_template
 
     existing = store_exists(store_url, options)
     if existing and not overwrite:
+        from .write import check_existing
+
         existing = check_existing(store_url, options, config)
     elif existing and overwrite:
         remove_store(store_url, options)
@@ -178,7 +179,7 @@ def _extract_claimed(
         entries = _manifest(where, uris, options, assigned, probed)
         layout = build_layout(entries, config, chunk=segment_chunk)
         extra = {"split_fractions": [float(f) for f in split_fractions]}
-        template = functools.partial(write_template, store_url, options, layout, config, extra)
+        template = functools.partial(_write_template, store_url, options, layout, config, extra)
         pending = list(range(layout.n_chunks))
     tasks = plan_tasks(layout, pending, flags=flags, partial=partial)
     report.chunks_total = layout.n_chunks
@@ -201,8 +202,10 @@ def _extract_claimed(
         meanwhile = functools.partial(_template_then_open, template, gate)
     tasks_started = time.perf_counter()
     report.phases["prepare"] = tasks_started - started
+    # what the tasks return, merged as it arrives: finalising reads back only what earlier runs wrote
+    results = ChunkResults(layout.n_segments, layout.n_chunks)
     try:
-        _run_tasks(Runner(dask_client), tasks, store_url, config, options, progress, out, report,
+        _run_tasks(Runner(dask_client), tasks, store_url, config, options, progress, out, report, results,
                    gate=gate.name if gate else None, meanwhile=meanwhile)
     except BaseException:
         if gate is not None and not gate.opened:
@@ -220,11 +223,20 @@ def _extract_claimed(
     finalise_started = time.perf_counter()
     # the store's small reads go through this process, not the cluster (a callable scheduler:
     # naming "synchronous" would make dask import distributed to look for a default client)
+    from .write import finalize
+
     with dask.config.set(scheduler=_in_process):
-        finalize(store_url, options, report)
+        finalize(store_url, options, report, results)
     report.phases["finalise"] = time.perf_counter() - finalise_started
     report.elapsed = time.perf_counter() - started
     return report
+
+
+def _write_template(*args: Any) -> None:
+    # xarray, pandas and dask.array (about 1 s) imported once the tasks run, not before them
+    from .write import write_template
+
+    write_template(*args)
 
 
 def _in_process(*args: Any, **kwargs: Any) -> Any:
@@ -311,7 +323,7 @@ def _template_then_open(template: Callable[[], None], gate: TemplateGate) -> Non
 
 def _run_tasks(
     runner: Runner, tasks: Sequence[ChunkTask], store_url: str, config: FeatureConfig,
-    options: Mapping[str, Any], progress: bool, out: TextIO, report: ExtractReport,
+    options: Mapping[str, Any], progress: bool, out: TextIO, report: ExtractReport, results: ChunkResults,
     *, gate: str | None = None, meanwhile: Callable[[], None] | None = None,
 ) -> None:
     from tqdm import tqdm
@@ -328,11 +340,13 @@ def _run_tasks(
     t0 = time.perf_counter()
     audio = 0.0
     try:
-        result: ChunkReport
+        returned: ChunkResult
         # the run's name: a worker opens the store once for all the run's tasks it computes
         run = uuid.uuid4().hex
-        for result in runner.map(run_chunk, tasks, store_url, config.to_dict(), options, gate, run, key="chunk",
-                                 meanwhile=meanwhile):
+        for returned in runner.map(run_chunk, tasks, store_url, config.to_dict(), options, gate, run, key="chunk",
+                                   meanwhile=meanwhile):
+            results.add(returned)
+            result = returned.report
             report.chunks_computed += 1
             if report.chunks_computed == crash_after:
                 _crash()

@@ -5,7 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal, TypedDict
 
-__all__ = ["ChunkReport", "ExtractReport", "FileOutcome", "Timings"]
+import numpy as np
+
+__all__ = ["ChunkReport", "ChunkResult", "ChunkResults", "ExtractReport", "FileOutcome", "Timings"]
 
 
 class FileOutcome(TypedDict):
@@ -87,3 +89,49 @@ class ExtractReport:
             first = ", ".join(self.unmatched_labels[:3])
             parts.append(f"{len(self.unmatched_labels)} labels CSV rows matched no input (first: {first})")
         return "; labels: " + "; ".join(parts) if parts else ""
+
+
+@dataclass(frozen=True)
+class ChunkResult:
+    """What a chunk task returns to the client: its report and, for a chunk it wrote whole
+    (not only added families), the per-segment columns it wrote (``segment_valid``,
+    ``segment_valid_frames``), so that finalising need not read them back."""
+
+    report: ChunkReport
+    start: int
+    valid: np.ndarray | None = None
+    valid_frames: np.ndarray | None = None
+
+
+class ChunkResults:
+    """A run's chunk results merged as they arrive (O(1) each): per-segment columns, per-chunk
+    audio seconds, and each file's first error and warning (in chunk order, as a store's
+    reports read in order give them). Sized for the layout's segments and chunks."""
+
+    def __init__(self, n_segments: int, n_chunks: int) -> None:
+        self.valid = np.zeros(n_segments, dtype=bool)
+        self.valid_frames = np.zeros(n_segments, dtype=np.int32)
+        #: chunks whose whole result arrived
+        self.received = np.zeros(n_chunks, dtype=bool)
+        self.audio_seconds = np.zeros(n_chunks, dtype=np.float64)
+        #: file index -> (chunk, message): the lowest chunk's wins
+        self.errors: dict[int, tuple[int, str]] = {}
+        self.warnings: dict[int, tuple[int, str]] = {}
+
+    def add(self, result: ChunkResult) -> None:
+        """Merge one chunk's result (a result of added families only carries no columns: skipped)."""
+        if result.valid is None or result.valid_frames is None:
+            return
+        report = result.report
+        c = int(report["chunk"])
+        stop = result.start + len(result.valid)
+        self.valid[result.start : stop] = result.valid
+        self.valid_frames[result.start : stop] = result.valid_frames
+        self.received[c] = True
+        self.audio_seconds[c] = float(report["audio_seconds"])
+        for key, outcome in report["files"].items():
+            i = int(key)
+            for kept, message in ((self.errors, outcome["error"] if outcome["status"] == "error" else ""),
+                                  (self.warnings, outcome.get("warning", ""))):
+                if message and (i not in kept or kept[i][0] > c):
+                    kept[i] = (c, message)

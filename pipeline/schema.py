@@ -32,6 +32,7 @@ __all__ = [
     "package_versions",
     "resampled_length",
     "segment_coords",
+    "segment_count",
     "segment_starts",
 ]
 
@@ -54,19 +55,22 @@ def resampled_length(frames: int, native_sr: int, sr: int) -> int:
     return math.ceil(frames * sr / native_sr)
 
 
-def segment_starts(n_samples: int, config: FeatureConfig) -> np.ndarray:
-    """Start sample (at ``config.sr``) of every segment of a file of ``n_samples`` samples.
+def segment_count(n_samples: int, config: FeatureConfig) -> int:
+    """How many segments a file of ``n_samples`` samples (at ``config.sr``) has.
 
     Segments start every ``segment_hop_samples``; a trailing partial segment holding fewer
     than half a segment of audio is dropped unless it is the file's only one.
     """
     if n_samples <= 0:
-        return np.zeros(0, dtype=np.int64)
-    length, hop = config.segment_samples, config.segment_hop_samples
-    half = (length + 1) // 2
-    count = (n_samples - half) // hop + 1 if n_samples >= half else 0
-    count = max(count, 1)
-    return np.arange(count, dtype=np.int64) * hop
+        return 0
+    half = (config.segment_samples + 1) // 2
+    return max((n_samples - half) // config.segment_hop_samples + 1 if n_samples >= half else 0, 1)
+
+
+def segment_starts(n_samples: int, config: FeatureConfig) -> np.ndarray:
+    """Start sample (at ``config.sr``) of every segment of a file of ``n_samples`` samples
+    (:func:`segment_count` of them, one ``segment_hop_samples`` apart)."""
+    return np.arange(segment_count(n_samples, config), dtype=np.int64) * config.segment_hop_samples
 
 
 def chunk_segments(config: FeatureConfig, n_segments: int | None = None) -> int:
@@ -145,7 +149,7 @@ def build_layout(
         info = entry.info
         n = 0
         if not info.error:
-            n = int(segment_starts(resampled_length(info.frames, info.sample_rate, config.sr), config).size)
+            n = segment_count(resampled_length(info.frames, info.sample_rate, config.sr), config)
         records.append(FileRecord(
             uri=info.uri, label=entry.label, split=entry.split, size=info.size, fingerprint=info.fingerprint,
             sample_rate=info.sample_rate, channels=info.channels, frames=info.frames, format=info.format,
@@ -188,24 +192,23 @@ def package_versions() -> dict[str, str]:
 
 
 def segment_coords(layout: Layout, config: FeatureConfig) -> dict[str, np.ndarray]:
-    """Per-segment coordinates known from the plan (before decoding)."""
+    """Per-segment coordinates known from the plan (before decoding): vectorised over files
+    (1.2 million at 10,000 h), not a Python loop per file."""
     n = layout.n_segments
     seg_file = np.full(n, SEGMENT_PADDING, dtype=np.int32)
     offset = np.zeros(n, dtype=np.float64)
-    valid_frames = np.zeros(n, dtype=np.int32)
     label = np.full(n, "", dtype=object)
     split = np.full(n, "", dtype=object)
-    for index, record in enumerate(layout.files):
-        if record.n_segments == 0:
-            continue
-        sl = slice(record.first_segment, record.first_segment + record.n_segments)
-        n_out = resampled_length(record.frames, record.sample_rate, config.sr)
-        starts = segment_starts(n_out, config)[: record.n_segments]
-        seg_file[sl] = index
-        offset[sl] = starts / config.sr
-        real = np.minimum(config.segment_samples, n_out - starts)
-        valid_frames[sl] = config.valid_frames_of(real)  # not a Python call per segment: 12 M at 10,000 h
-        label[sl] = record.label
-        split[sl] = record.split
-    return {"segment_file": seg_file, "segment_offset": offset, "segment_valid_frames": valid_frames,
-            "label": label, "split": split}
+    files = layout.files
+    count = np.fromiter((r.n_segments for r in files), dtype=np.int64, count=len(files))
+    first = np.fromiter((r.first_segment for r in files), dtype=np.int64, count=len(files))
+    owner = np.repeat(np.arange(len(files)), count)  # each allocated segment's file
+    if owner.size:
+        # a file's k-th segment starts k segment hops in (segment_starts)
+        within = np.arange(owner.size) - np.repeat(np.cumsum(count) - count, count)
+        where = first[owner] + within
+        seg_file[where] = owner
+        offset[where] = within * config.segment_hop_samples / config.sr
+        label[where] = np.array([r.label for r in files], dtype=object)[owner]
+        split[where] = np.array([r.split for r in files], dtype=object)[owner]
+    return {"segment_file": seg_file, "segment_offset": offset, "label": label, "split": split}

@@ -27,8 +27,12 @@ if TYPE_CHECKING:  # xarray is imported where a store is opened through it: info
     Readable: TypeAlias = xr.Dataset | StoreView
 
 __all__ = [
+    "COPIED",
     "EMBEDDING_KIND",
+    "FINALIZED",
     "FLAG_PREFIX",
+    "KNOWN",
+    "READ",
     "Completeness",
     "as_text",
     "completeness",
@@ -37,6 +41,7 @@ __all__ = [
     "families_text",
     "family_done",
     "family_flags",
+    "finalized_copy",
     "open_group",
     "open_raw",
     "open_store",
@@ -46,6 +51,7 @@ __all__ = [
     "store_exists",
     "store_families",
     "store_versions",
+    "task_columns",
     "visible_segments",
     "zarr_array",
 ]
@@ -237,10 +243,11 @@ def as_text(var: xr.DataArray | ArrayView) -> np.ndarray:
     return np.asarray(var.values).astype(object)
 
 
-def visible_segments(ds: Readable, file_status: np.ndarray | None = None) -> np.ndarray:
+def visible_segments(ds: Readable, file_status: np.ndarray | None = None, valid: np.ndarray | None = None) -> np.ndarray:
     """Indices of segments readers may see: chunk done, audio stored, file not failed.
 
-    ``file_status`` replaces the stored one (finalising computes it before writing it).
+    ``file_status`` replaces the stored one (finalising computes it before writing it), and
+    ``valid`` the stored ``segment_valid`` (:func:`task_columns` read it in a few objects).
     """
     n = ds.sizes["segment"]
     if n == 0:
@@ -248,13 +255,97 @@ def visible_segments(ds: Readable, file_status: np.ndarray | None = None) -> np.
     chunk = int(ds.attrs.get("segment_chunk") or ds["segment_valid"].encoding.get("chunks", (n,))[0])
     done = flag(ds)
     seg_done = done[np.arange(n) // chunk]
-    valid = np.asarray(ds["segment_valid"].values).astype(bool)
+    valid = np.asarray(ds["segment_valid"].values if valid is None else valid).astype(bool)
     seg_file = np.asarray(ds["segment_file"].values)
     status = as_text(ds["file_status"]) if file_status is None else file_status
     file_ok = np.zeros(n, dtype=bool)
     real = seg_file >= 0
     file_ok[real] = status[seg_file[real]] != "error"
     return np.flatnonzero(seg_done & valid & file_ok & real)
+
+
+#: the group finalising writes: a copy of the per-segment columns chunk tasks write (one object
+#: per chunk each) in a few large objects, the chunks it covers and their audio seconds
+FINALIZED = "finalized"
+#: the per-segment columns a chunk task writes besides its features, as stored: name -> dtype
+TASK_COLUMNS: dict[str, Any] = {"segment_valid": np.bool_, "segment_valid_frames": np.int32}
+
+
+def _chunk_segments(chunks: np.ndarray, chunk: int, n: int) -> np.ndarray:
+    """Per segment of ``n``, whether its chunk is one of ``chunks`` (a per-chunk mask)."""
+    return np.repeat(chunks, chunk)[:n] if chunks.size * chunk >= n else np.concatenate(
+        [np.repeat(chunks, chunk), np.zeros(n - chunks.size * chunk, dtype=bool)])
+
+
+def finalized_copy(group: zarr.Group) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]] | None:
+    """The last finalise's copy, or None: the chunks it covers ``[chunks, bool]``, their audio
+    seconds ``[chunks]`` and the task columns ``{name: [segments]}`` (zeros outside them)."""
+    node = group.get(FINALIZED)
+    if not isinstance(node, zarr.Group):
+        return None
+    try:
+        covered = np.asarray(zarr_array(node, "chunk_covered")[:]).astype(bool)
+        audio = np.asarray(zarr_array(node, "chunk_audio_seconds")[:], dtype=np.float64)
+        columns = {name: np.asarray(zarr_array(node, name)[:]) for name in TASK_COLUMNS}
+    except (SchemaError, KeyError, FileNotFoundError, ValueError):
+        return None  # a copy half written (finalise interrupted): as if there were none
+    return covered, audio, columns
+
+
+#: where :func:`task_columns` took a chunk's values from (0: not done, nothing taken)
+KNOWN, COPIED, READ = 1, 2, 3
+
+
+def task_columns(group: zarr.Group, done: np.ndarray, chunk: int,
+                 known: tuple[np.ndarray, Mapping[str, np.ndarray]] | None = None,
+                 copy: tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]] | None = None,
+                 ) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """The per-segment columns chunk tasks write (``segment_valid``, ``segment_valid_frames``)
+    for every ``done`` chunk, zeros elsewhere, and per chunk where they came from (``KNOWN``,
+    ``COPIED``, ``READ``; 0 for a chunk not done).
+
+    Each done chunk's values come from ``known`` (``(chunks, columns)``: this run's results), else
+    from the last finalise's copy where it covers the chunk, else from the arrays themselves.
+    The copy is current for a chunk it covers that is done: a done chunk's columns are never
+    rewritten (a task runs only where ``chunk_done`` is not set; --overwrite removes the
+    store), and a chunk done since the copy (a crashed or resumed run, an append) is not covered.
+    ``copy`` is the copy when the caller has read it (:func:`finalized_copy`).
+    """
+    n = int(zarr_array(group, "segment_valid").shape[0])
+    done = np.asarray(done, dtype=bool)
+    out = {name: np.zeros(n, dtype=dtype) for name, dtype in TASK_COLUMNS.items()}
+    have = np.zeros(done.size, dtype=bool)
+    if known is not None and all(known[1][name].size == n for name in out):
+        chunks, columns = known
+        k = min(chunks.size, done.size)
+        have[:k] = chunks[:k] & done[:k]
+        segs = _chunk_segments(have, chunk, n)
+        for name in out:
+            out[name][segs] = columns[name][segs]
+    source = np.where(have, KNOWN, 0).astype(np.int8)
+    if copy is None and (done & ~have).any():
+        copy = finalized_copy(group)
+    if copy is not None:
+        covered, _, columns = copy
+        use = np.zeros(done.size, dtype=bool)
+        use[: min(covered.size, done.size)] = covered[: done.size]
+        use &= done & ~have
+        size = min(n, *(c.size for c in columns.values()))
+        segs = _chunk_segments(use, chunk, n)[:size]
+        for name in out:
+            out[name][:size][segs] = columns[name][:size][segs]
+        have |= use
+        source[use] = COPIED
+    rest = done & ~have
+    source[rest] = READ
+    if rest.all():
+        for name in out:
+            out[name] = np.asarray(zarr_array(group, name)[:]).astype(TASK_COLUMNS[name], copy=False)
+    elif rest.any():
+        index = np.flatnonzero(_chunk_segments(rest, chunk, n))
+        for name in out:
+            out[name][index] = zarr_array(group, name).get_orthogonal_selection(index)
+    return out, source
 
 
 def open_store(url: str, storage_options: Mapping[str, Any] | None = None) -> xr.Dataset:
@@ -268,10 +359,14 @@ def open_store(url: str, storage_options: Mapping[str, Any] | None = None) -> xr
 
     ds = open_raw(url, storage_options)
     # coordinates are small: in memory, so that groupby/where on labels work directly, each
-    # read in one batch through zarr (not a Dask task per chunk); the chunk reports stay lazy
-    eager, _ = _open_dataset(url, storage_options, dask=False)
+    # read in one batch through zarr (not a Dask task per chunk); the chunk reports stay lazy.
+    # What chunk tasks write per chunk comes from the last finalise's copy where it is current.
+    eager, group = _open_dataset(url, storage_options, dask=False)
+    columns, _ = task_columns(group, flag(ds), int(ds.attrs["segment_chunk"]))
     ds = ds.assign_coords({str(name): eager.variables[name].load() for name in ds.coords
-                           if ds[name].ndim == 1 and ds[name].dims != ("chunk",)})
+                           if ds[name].ndim == 1 and ds[name].dims != ("chunk",) and name not in columns})
+    ds = ds.assign_coords({name: eager.variables[name].copy(data=values.astype(eager[name].dtype, copy=False))
+                           for name, values in columns.items() if name in ds.coords})
     visible = visible_segments(ds)
     incomplete = _incomplete_families(ds, visible)
     if incomplete:

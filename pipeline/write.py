@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 import dask.array as da
 import numpy as np
 import xarray as xr
+import zarr
 from zarr.codecs import ZstdCodec
 
 from .config import FeatureConfig
@@ -32,7 +33,7 @@ from .families import family, iter_variables
 from .flags import flag
 from .grow import added_families
 from .io import is_url
-from .results import ExtractReport
+from .results import ChunkResults, ExtractReport
 from .schema import (
     SUMMARY_STATS,
     FileRecord,
@@ -43,15 +44,20 @@ from .schema import (
     segment_coords,
 )
 from .store import (
+    COPIED,
+    FINALIZED,
+    KNOWN,
+    READ,
     TEMPLATE_ATTR,
     as_text,
-    chunk_reports,
     consolidate,
+    finalized_copy,
     open_group,
     open_raw,
     quiet_zarr,
     store_config,
     store_families,
+    task_columns,
     visible_segments,
     zarr_array,
 )
@@ -75,8 +81,6 @@ _COMPRESSORS = (ZstdCodec(level=1),)
 #: segment coordinates only the client writes (template, append) are stored this many chunks
 #: to an object: one object per chunk would make 238,000 of them for 12 million segments
 _PLAN_CHUNKS = 64
-#: the segment coordinates a chunk task writes (its region): one object per chunk
-_TASK_COORDS = ("segment_valid_frames",)
 _APPEND_ATTR = "append_in_progress"
 _GROWING_DIMS = ("segment", "file", "chunk")
 
@@ -195,7 +199,11 @@ def make_template(layout: Layout, config: FeatureConfig, *, extra_attrs: dict[st
     for key, values in plan.items():
         desc, units = seg_desc[key]
         coords[key] = xr.Variable(("segment",), values, {"description": desc, "units": units})
-        encoding[key] = {"chunks": (chunk if key in _TASK_COORDS else chunk * _PLAN_CHUNKS,)}
+        encoding[key] = {"chunks": (chunk * _PLAN_CHUNKS,)}
+    # what a chunk task writes (its region) stays unwritten here: 0 until the chunk is done
+    desc, units = seg_desc["segment_valid_frames"]
+    coords["segment_valid_frames"] = xr.Variable(("segment",), lazy((n,), np.int32), {"description": desc, "units": units})
+    encoding["segment_valid_frames"] = {"chunks": (chunk,)}
     coords["segment_valid"] = xr.Variable(
         ("segment",), lazy((n,), np.bool_),
         {"description": "true once the segment's chunk stored real audio for it", "units": "1"},
@@ -223,14 +231,32 @@ def make_template(layout: Layout, config: FeatureConfig, *, extra_attrs: dict[st
 
 def write_template(store_url: str, options: Mapping[str, Any], layout: Layout, config: FeatureConfig,
                    extra_attrs: dict[str, Any] | None = None) -> None:
-    """Write a new store's template; ``pipeline_template = "complete"`` marks it done, last."""
+    """Write a new store's template; ``pipeline_template = "complete"`` marks it done, last.
+
+    xarray writes the structure (every array's metadata, the coordinates attributes) and the
+    numeric values; the string variables' values go through zarr directly: xarray infers and
+    converts each object array through pandas first, three times zarr's own cost (2.6 s for a
+    1,000-hour store's ``label`` and ``split`` alone; benchmarks/scale.py). The arrays are the
+    ones xarray would write (tests/test_write.py).
+    """
     ds, encoding = make_template(layout, config, extra_attrs=extra_attrs)
+    strings = {str(name): np.asarray(var.values) for name, var in ds.variables.items() if var.dtype == object}
+    # placeholders (never computed) where the strings go: xarray writes their structure only
+    ds = ds.assign_coords({name: xr.Variable(var.dims, _lazy(var.shape, np.uint8), var.attrs, var.encoding)
+                           for name, var in ds.variables.items() if name in strings})
     with quiet_zarr():
         ds.to_zarr(
             store_url, mode="w", compute=False, encoding=encoding, consolidated=False, zarr_format=3,
             storage_options=dict(options) if is_url(store_url) else None,
         )
     group = open_group(store_url, options, mode="r+")
+    for name, values in strings.items():
+        placeholder = zarr_array(group, name)
+        array = group.create_array(name, shape=placeholder.shape, chunks=placeholder.chunks, dtype=str,
+                                   dimension_names=getattr(placeholder.metadata, "dimension_names", None),
+                                   attributes=dict(placeholder.attrs), overwrite=True)
+        if values.size and (values != "").any():  # all "" is all fill value: nothing to store
+            array[:] = _storable(values)
     group.attrs[TEMPLATE_ATTR] = "complete"
     consolidate(store_url, options)
 
@@ -328,12 +354,32 @@ def _storable(values: np.ndarray) -> np.ndarray:
     return values.astype(np.dtypes.StringDType()) if values.dtype == object else values
 
 
-def finalize(store_url: str, options: Mapping[str, Any], report: ExtractReport) -> None:
-    """Merge the chunk reports into per-file status, error and warning, and fill ``report``'s
-    file and segment counts from the result."""
+#: task chunks per object of the finalised copy's per-segment columns (47 objects for 12
+#: million segments in chunks of 252)
+_COPY_CHUNKS = 1024
+
+
+def finalize(store_url: str, options: Mapping[str, Any], report: ExtractReport, results: ChunkResults | None = None) -> None:
+    """Merge the chunk reports into per-file status, error and warning, write the finalised copy
+    of the per-segment columns tasks write (:func:`pipeline.store.task_columns`), and fill
+    ``report``'s file and segment counts from the result.
+
+    ``results`` (what this run's tasks returned, merged as they arrived) stands for their chunks'
+    reports and columns; the last finalise's copy for the chunks it covers (their reports'
+    errors and warnings are in the file columns it wrote); only chunks done elsewhere (a
+    crashed run, a store older than the copy) are read one object per chunk.
+    """
     ds = open_raw(store_url, options, dask=False)  # small variables, each read in one batch
+    # the consolidated metadata is current: nothing changes a shape while tasks run
+    group = open_group(store_url, options, mode="r", consolidated=True)
     done = flag(ds)
     n_files = ds.sizes["file"]
+    chunk = int(ds.attrs["segment_chunk"])
+    known = None if results is None else (results.received, {"segment_valid": results.valid,
+                                                              "segment_valid_frames": results.valid_frames})
+    all_known = results is not None and results.received.size == done.size and not (done & ~results.received).any()
+    copy = None if all_known else finalized_copy(group)
+    columns, source = task_columns(group, done, chunk, known, copy)
     status = as_text(ds["file_status"])
     errors = as_text(ds["file_error"])
     # the probe's warnings (a header that declares more than the file holds) stay; a chunk's
@@ -341,31 +387,52 @@ def finalize(store_url: str, options: Mapping[str, Any], report: ExtractReport) 
     warnings_ = np.asarray(as_text(ds["file_warning"]), dtype=object).copy()
     first = np.asarray(ds["file_first_segment"].values)
     count = np.asarray(ds["file_segments"].values)
-    chunk = int(ds.attrs["segment_chunk"])
     header_error = np.array([bool(e) for e in errors])
-    audio_seconds = 0.0
-    for rep in chunk_reports(ds):
-        if rep is None:
-            continue  # not done
-        audio_seconds += float(rep["audio_seconds"])
+    audio = np.zeros(done.size, dtype=np.float64)
+    found_errors: dict[int, tuple[int, str]] = {}
+    found_warnings: dict[int, tuple[int, str]] = {}
+    if results is not None:
+        mine = source == KNOWN
+        audio[mine] = results.audio_seconds[: done.size][mine]
+        found_errors.update(results.errors)
+        found_warnings.update(results.warnings)
+    if copy is not None:
+        covered = source == COPIED
+        audio[covered] = copy[1][np.flatnonzero(covered)]
+    unread = np.flatnonzero(source == READ)
+    texts: list[str] = [str(t) for t in np.asarray(zarr_array(group, "chunk_report").get_orthogonal_selection(unread))] if unread.size else []
+    for c, text in zip(unread.tolist(), texts, strict=True):
+        if not text:
+            continue  # no report (written before its done-flag: never, unless by hand)
+        rep = json.loads(text)
+        audio[c] = float(rep["audio_seconds"])
         for key, outcome in rep["files"].items():
             i = int(key)
-            if outcome["status"] == "error" and not errors[i]:
-                errors[i] = outcome["error"]
-            if outcome.get("warning") and not warnings_[i]:
-                warnings_[i] = outcome["warning"]
+            for kept, message in ((found_errors, outcome["error"] if outcome["status"] == "error" else ""),
+                                  (found_warnings, outcome.get("warning", ""))):
+                if message and (i not in kept or kept[i][0] > c):
+                    kept[i] = (c, message)
+    for i, (_, message) in found_errors.items():
+        if not errors[i]:
+            errors[i] = message
+    for i, (_, message) in found_warnings.items():
+        if not warnings_[i]:
+            warnings_[i] = message
     for i in range(n_files):
         if header_error[i] or errors[i]:
             status[i] = "error"
             continue
         chunks = range(int(first[i]) // chunk, (int(first[i]) + int(count[i]) - 1) // chunk + 1) if count[i] else range(0)
         status[i] = "ok" if all(done[c] for c in chunks) else "pending"
-    group = open_group(store_url, options, mode="r+")
-    zarr_array(group, "file_status")[:] = _storable(status)
-    zarr_array(group, "file_error")[:] = _storable(errors)
-    zarr_array(group, "file_warning")[:] = _storable(warnings_)
-    group.attrs["updated"] = datetime.now(UTC).isoformat(timespec="seconds")
+    writable = open_group(store_url, options, mode="r+")
+    covered_array = _write_copy(writable, columns, audio, chunk)
+    zarr_array(writable, "file_status")[:] = _storable(status)
+    zarr_array(writable, "file_error")[:] = _storable(errors)
+    zarr_array(writable, "file_warning")[:] = _storable(warnings_)
+    writable.attrs["updated"] = datetime.now(UTC).isoformat(timespec="seconds")
     consolidate(store_url, options)
+    # last: the copy covers these chunks only once all of it and the file columns are written
+    covered_array[:] = done.astype(np.uint8)
 
     paths = as_text(ds["file_path"])
     report.files = n_files
@@ -375,5 +442,30 @@ def finalize(store_url: str, options: Mapping[str, Any], report: ExtractReport) 
     report.files_ok = int((status == "ok").sum())
     report.failed = [(str(paths[i]), str(errors[i])) for i in range(n_files) if status[i] == "error"]
     report.warned = [(str(paths[i]), str(warnings_[i])) for i in range(n_files) if warnings_[i]]
-    report.segments = int(visible_segments(ds, status).size)  # as open_store shows them
-    report.audio_seconds = audio_seconds
+    # as open_store shows them
+    report.segments = int(visible_segments(ds, status, columns["segment_valid"]).size)
+    report.audio_seconds = float(audio[done].sum())
+
+
+def _write_copy(group: zarr.Group, columns: Mapping[str, np.ndarray], audio: np.ndarray, chunk: int) -> zarr.Array[Any]:
+    """The finalised copy (group ``finalized``), its ``chunk_covered`` left unset (all 0, as an
+    earlier copy's is erased first): returned, for the caller to set last."""
+    sub = group.create_group(FINALIZED, overwrite=True, attributes={
+        "description": "what chunk tasks write per chunk, copied in few objects at the last finalise; "
+                       "current for the chunks chunk_covered names that are done (see docs/store.md)"})
+    n_chunks = int(audio.size)
+
+    def one(name: str, values: np.ndarray | None, dim: str, size: int, per: int, dtype: Any, description: str) -> zarr.Array[Any]:
+        array = sub.create_array(name, shape=(size,), chunks=(max(1, min(size, per)),), dtype=dtype, fill_value=0,
+                                 compressors=_COMPRESSORS, dimension_names=(dim,),
+                                 attributes={"description": description})
+        if values is not None and size:
+            array[:] = values
+        return array
+
+    covered = one("chunk_covered", None, "chunk", n_chunks, n_chunks, np.uint8,
+                  "1 where the copy holds the chunk's values (written last)")
+    one("chunk_audio_seconds", audio, "chunk", n_chunks, n_chunks, np.float64, "audio seconds the chunk decoded")
+    for name, values in columns.items():
+        one(name, values, "segment", int(values.size), chunk * _COPY_CHUNKS, values.dtype, f"copy of {name}")
+    return covered
