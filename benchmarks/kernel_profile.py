@@ -21,10 +21,10 @@ from threadpoolctl import threadpool_limits
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from run import BATCH_SEGMENTS, best_of, segments, time_kernels
+from run import BATCH_SEGMENTS, best_of, segments
 
 from pipeline import FeatureConfig
-from pipeline.families import inputs as family_inputs
+from pipeline.families.inputs import compute
 from pipeline.features import rms as rms_kernel
 from pipeline.features import summarize, zero_crossing_rate
 from pipeline.filterbanks import (
@@ -116,9 +116,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     config = FeatureConfig()
     run_config = FeatureConfig(**{k: v for k, v in (("features", args.features), ("n_mels", args.n_mels)) if v is not None})
-    if args.stft != "declared":
-        # forced for a before/after figure ("float64" is what every run transformed before the float32 path)
-        family_inputs.stft_precision = lambda names: args.stft  # type: ignore[assignment]
+    # forced for a before/after figure ("float64" is what every run transformed before the float32
+    # path; "float32" also where a family declares float64, which no store may do)
+    precision = run_config.stft_dtype if args.stft == "declared" else args.stft
     y = segments(args.segments, config)
     batches = [y[i : i + BATCH_SEGMENTS] for i in range(0, args.segments, BATCH_SEGMENTS)]
     per32 = 32 / args.segments * 1e3
@@ -130,13 +130,13 @@ def main(argv: list[str] | None = None) -> int:
                     stage(batch)
             # stages depend on the cache of the previous one: run in order, best of 3 per stage
             rows.append((label, best_of(3, run) * per32))
-        whole = time_kernels(y, run_config, repeat=3) * per32
+        whole = best_of(3, lambda: [compute(y[i : i + BATCH_SEGMENTS], run_config, precision)  # type: ignore[arg-type]
+                                    for i in range(0, len(y), BATCH_SEGMENTS)]) * per32
     total = sum(ms for label, ms in rows if not label.startswith(" "))
     print(f"per 32 segments of 3 s (96 s of audio), 1 thread, batches of {BATCH_SEGMENTS}:")
     for label, ms in rows:
         print(f"  {ms:6.1f} ms  {100 * ms / total:4.0f}%  {label}")
     print(f"  {total:6.1f} ms        sum of the stages (the float64 STFT's; the indented row is not in it)")
-    precision = family_inputs.stft_precision(run_config.features)
     print(f"  {whole:6.1f} ms        compute_features as called ({96 / whole * 1e3:.0f}x real time; "
           f"features {','.join(run_config.features)}, n_mels {run_config.n_mels}, {precision} STFT)")
     return 0
