@@ -41,10 +41,10 @@ def dask_setup(worker: Any) -> None:
 
     from .cluster import WORKER_MODULES
     from .featurize import blas_controller
+    from .heap import keep_freed_memory
 
     for name in WORKER_MODULES:
         importlib.import_module(name)
-    from .heap import keep_freed_memory
 
     keep_freed_memory()
     blas_controller()

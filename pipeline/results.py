@@ -7,7 +7,7 @@ from typing import Literal, TypedDict
 
 import numpy as np
 
-__all__ = ["ChunkReport", "ChunkResult", "ChunkResults", "ExtractReport", "FileOutcome", "Timings"]
+__all__ = ["ChunkReport", "ChunkResult", "ChunkResults", "ExtractReport", "FileOutcome", "Timings", "keep_first_messages"]
 
 
 class FileOutcome(TypedDict):
@@ -129,9 +129,17 @@ class ChunkResults:
         self.valid_frames[result.start : stop] = result.valid_frames
         self.received[c] = True
         self.audio_seconds[c] = float(report["audio_seconds"])
-        for key, outcome in report["files"].items():
-            i = int(key)
-            for kept, message in ((self.errors, outcome["error"] if outcome["status"] == "error" else ""),
-                                  (self.warnings, outcome.get("warning", ""))):
-                if message and (i not in kept or kept[i][0] > c):
-                    kept[i] = (c, message)
+        keep_first_messages(report, c, self.errors, self.warnings)
+
+
+def keep_first_messages(report: ChunkReport, chunk: int, errors: dict[int, tuple[int, str]],
+                        warnings: dict[int, tuple[int, str]]) -> None:
+    """Merge chunk ``chunk``'s per-file error and warning into ``errors`` and ``warnings``
+    (file index -> (chunk, message)): a file's message from its lowest chunk wins, whatever
+    order the reports come in."""
+    for key, outcome in report["files"].items():
+        i = int(key)
+        for kept, message in ((errors, outcome["error"] if outcome["status"] == "error" else ""),
+                              (warnings, outcome.get("warning", ""))):
+            if message and (i not in kept or kept[i][0] > chunk):
+                kept[i] = (chunk, message)

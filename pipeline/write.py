@@ -33,7 +33,7 @@ from .families import family, iter_variables
 from .flags import flag
 from .grow import added_families
 from .io import is_url
-from .results import ChunkResults, ExtractReport
+from .results import ChunkResults, ExtractReport, keep_first_messages
 from .schema import (
     SUMMARY_STATS,
     FileRecord,
@@ -406,12 +406,7 @@ def finalize(store_url: str, options: Mapping[str, Any], report: ExtractReport, 
             continue  # no report (written before its done-flag: never, unless by hand)
         rep = json.loads(text)
         audio[c] = float(rep["audio_seconds"])
-        for key, outcome in rep["files"].items():
-            i = int(key)
-            for kept, message in ((found_errors, outcome["error"] if outcome["status"] == "error" else ""),
-                                  (found_warnings, outcome.get("warning", ""))):
-                if message and (i not in kept or kept[i][0] > c):
-                    kept[i] = (c, message)
+        keep_first_messages(rep, c, found_errors, found_warnings)
     for i, (_, message) in found_errors.items():
         if not errors[i]:
             errors[i] = message
