@@ -34,6 +34,7 @@ from .io import (
 )
 from .labels import DEFAULT_SPLIT_FRACTIONS, assign_labels
 from .lock import StoreLock
+from .nogc import gc_paused
 from .probe import FileInfo, ManifestEntry, probe_many
 from .results import ChunkResults, ExtractReport
 from .schema import Layout, build_layout
@@ -61,25 +62,36 @@ def plan_tasks(layout: Layout, pending: Sequence[int] | None = None, *, flags: S
     wanted = range(layout.n_chunks) if pending is None else pending
     partial = partial or {}
     by_chunk: dict[int, list[ChunkFile]] = {c: [] for c in [*wanted, *partial]}
-    for index, record in enumerate(layout.files):
-        if record.n_segments == 0:
-            continue
-        first, last = record.first_segment, record.first_segment + record.n_segments
-        for c in range(first // layout.chunk, (last - 1) // layout.chunk + 1):
-            if c not in by_chunk:
-                continue
-            lo, hi = layout.chunk_bounds(c)
-            by_chunk[c].append(ChunkFile(
-                file_index=index, uri=record.uri, sample_rate=record.sample_rate, frames=record.frames,
-                first_segment=first, seg_lo=max(lo, first) - first, seg_hi=min(hi, last) - first,
-            ))
+    # every (file, chunk) pair, vectorised over files (1.2 million at 10,000 hours)
+    files = layout.files
+    first = np.fromiter((r.first_segment for r in files), dtype=np.int64, count=len(files))
+    count = np.fromiter((r.n_segments for r in files), dtype=np.int64, count=len(files))
+    index = np.flatnonzero(count)
+    first, last = first[index], first[index] + count[index]
+    c_first, c_last = first // layout.chunk, (last - 1) // layout.chunk
+    spans = c_last - c_first + 1
+    pair_file = np.repeat(index, spans)
+    pair_first, pair_last = np.repeat(first, spans), np.repeat(last, spans)
+    pair_chunk = np.repeat(c_first, spans) + (np.arange(pair_file.size) - np.repeat(np.cumsum(spans) - spans, spans))
+    keep = np.isin(pair_chunk, np.fromiter(by_chunk, dtype=np.int64, count=len(by_chunk)))
+    pair_file, pair_first, pair_last, pair_chunk = pair_file[keep], pair_first[keep], pair_last[keep], pair_chunk[keep]
+    lo = pair_chunk * layout.chunk
+    hi = np.minimum(lo + layout.chunk, layout.n_segments)
+    seg_lo = np.maximum(lo, pair_first) - pair_first
+    seg_hi = np.minimum(hi, pair_last) - pair_first
+    records = [files[f] for f in pair_file.tolist()]
+    made = map(ChunkFile, pair_file.tolist(), [r.uri for r in records], [r.sample_rate for r in records],
+               [r.frames for r in records], pair_first.tolist(), seg_lo.tolist(), seg_hi.tolist())
     tasks = []
-    for c in wanted:
-        lo, hi = layout.chunk_bounds(c)
-        tasks.append(ChunkTask(index=c, start=lo, stop=hi, files=tuple(by_chunk[c]), flags=tuple(flags)))
-    for c, names in partial.items():
-        lo, hi = layout.chunk_bounds(c)
-        tasks.append(ChunkTask(index=c, start=lo, stop=hi, files=tuple(by_chunk[c]), families=names))
+    with gc_paused():
+        for c, part in zip(pair_chunk.tolist(), made, strict=True):
+            by_chunk[c].append(part)
+        for c in wanted:
+            lo, hi = layout.chunk_bounds(c)
+            tasks.append(ChunkTask(index=c, start=lo, stop=hi, files=tuple(by_chunk[c]), flags=tuple(flags)))
+        for c, names in partial.items():
+            lo, hi = layout.chunk_bounds(c)
+            tasks.append(ChunkTask(index=c, start=lo, stop=hi, files=tuple(by_chunk[c]), families=names))
     return tasks
 
 
@@ -171,6 +183,7 @@ def _extract_claimed(
 
     report = ExtractReport(store=store_url)
     template: Callable[[], None] | None = None
+    values: Callable[[], None] | None = None
     flags: tuple[str, ...] = ()
     partial: dict[int, tuple[str, ...]] = {}
     if existing:
@@ -179,7 +192,8 @@ def _extract_claimed(
         entries = _manifest(where, uris, options, assigned, probed)
         layout = build_layout(entries, config, chunk=segment_chunk)
         extra = {"split_fractions": [float(f) for f in split_fractions]}
-        template = functools.partial(_write_template, store_url, options, layout, config, extra)
+        template = functools.partial(_write_template, "write_structure", store_url, options, layout, config, extra)
+        values = functools.partial(_write_template, "write_values", store_url, options, layout, config)
         pending = list(range(layout.n_chunks))
     tasks = plan_tasks(layout, pending, flags=flags, partial=partial)
     report.chunks_total = layout.n_chunks
@@ -190,16 +204,19 @@ def _extract_claimed(
         from .families.worker import ship_plugins
 
         ship_plugins(dask_client, plugins)
-    # on a cluster that lives in this process, a new store's template is written while the
-    # first tasks decode and compute: they wait for it (at a gate on the scheduler) only to
-    # write. Elsewhere it is written first: a remote cluster outlives a killed client, and
-    # tasks waiting for a template that never comes would hold its workers until timeout.
+    # a new store's template is written in two steps: its structure (every array's metadata),
+    # all a task needs to write; then the plan's coordinates, while the tasks compute (at
+    # 10,000 hours most of the template: docs/scaling.md). On a cluster that lives in this
+    # process even the structure is written while the first tasks decode and compute: they
+    # wait for it (at a gate on the scheduler) only to write. Elsewhere it is written first: a
+    # remote cluster outlives a killed client, and tasks waiting for a template that never
+    # comes would hold its workers until timeout.
     gate = TemplateGate.create(dask_client) if template is not None and tasks and owns_cluster(dask_client) else None
-    meanwhile = None
+    meanwhile = values
     if template is not None and gate is None:
         template()
-    elif template is not None and gate is not None:
-        meanwhile = functools.partial(_template_then_open, template, gate)
+    elif template is not None and gate is not None and values is not None:
+        meanwhile = functools.partial(_template_then_open, template, gate, values)
     tasks_started = time.perf_counter()
     report.phases["prepare"] = tasks_started - started
     # what the tasks return, merged as it arrives: finalising reads back only what earlier runs wrote
@@ -232,11 +249,12 @@ def _extract_claimed(
     return report
 
 
-def _write_template(*args: Any) -> None:
+def _write_template(step: str, *args: Any) -> None:
+    """``pipeline.write``'s ``step`` (``write_structure`` or ``write_values``)."""
     # xarray, pandas and dask.array (about 1 s) imported once the tasks run, not before them
-    from .write import write_template
+    from . import write
 
-    write_template(*args)
+    getattr(write, step)(*args)
 
 
 def _in_process(*args: Any, **kwargs: Any) -> Any:
@@ -315,10 +333,12 @@ def _manifest(where: Place, uris: Sequence[str], options: Mapping[str, Any], ass
     return [ManifestEntry(info, *assigned[info.uri]) for info in facts]
 
 
-def _template_then_open(template: Callable[[], None], gate: TemplateGate) -> None:
-    """Write the template, then open the gate the tasks wait at (a failure fails it: extract)."""
+def _template_then_open(template: Callable[[], None], gate: TemplateGate, values: Callable[[], None]) -> None:
+    """Write the template's structure, open the gate the tasks wait at (a failure fails it:
+    extract), then write its values while they compute."""
     template()
     gate.open(ok=True)
+    values()
 
 
 def _run_tasks(

@@ -9,13 +9,14 @@ import json
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 
 from ._version import __version__
 from .config import FeatureConfig
 from .families import iter_variables
+from .nogc import gc_paused
 
 if TYPE_CHECKING:
     from .probe import ManifestEntry
@@ -31,8 +32,10 @@ __all__ = [
     "netcdf_safe",
     "package_versions",
     "resampled_length",
+    "resampled_lengths",
     "segment_coords",
     "segment_count",
+    "segment_counts",
     "segment_starts",
 ]
 
@@ -50,9 +53,15 @@ _FEW_CHUNKS = 16
 
 def resampled_length(frames: int, native_sr: int, sr: int) -> int:
     """Samples at ``sr`` of ``frames`` native samples, as ``librosa.resample`` sizes them."""
-    if native_sr == sr:
-        return frames
-    return math.ceil(frames * sr / native_sr)
+    return int(resampled_lengths(np.asarray([frames]), np.asarray([native_sr]), sr)[0])
+
+
+def resampled_lengths(frames: np.ndarray, native_sr: np.ndarray, sr: int) -> np.ndarray:
+    """:func:`resampled_length` of many files at once (int64; 0 where ``native_sr`` is 0)."""
+    frames = np.asarray(frames, dtype=np.int64)
+    native = np.asarray(native_sr, dtype=np.int64)
+    scaled = np.ceil(frames * sr / np.where(native > 0, native, 1)).astype(np.int64)
+    return np.where(native == sr, frames, np.where(native > 0, scaled, 0))
 
 
 def segment_count(n_samples: int, config: FeatureConfig) -> int:
@@ -61,10 +70,15 @@ def segment_count(n_samples: int, config: FeatureConfig) -> int:
     Segments start every ``segment_hop_samples``; a trailing partial segment holding fewer
     than half a segment of audio is dropped unless it is the file's only one.
     """
-    if n_samples <= 0:
-        return 0
+    return int(segment_counts(np.asarray([n_samples]), config)[0])
+
+
+def segment_counts(n_samples: np.ndarray, config: FeatureConfig) -> np.ndarray:
+    """:func:`segment_count` of many files at once (int64)."""
+    n = np.asarray(n_samples, dtype=np.int64)
     half = (config.segment_samples + 1) // 2
-    return max((n_samples - half) // config.segment_hop_samples + 1 if n_samples >= half else 0, 1)
+    full = np.where(n >= half, (n - half) // config.segment_hop_samples + 1, 0)
+    return np.where(n > 0, np.maximum(full, 1), 0)
 
 
 def segment_starts(n_samples: int, config: FeatureConfig) -> np.ndarray:
@@ -93,9 +107,9 @@ def chunk_segments(config: FeatureConfig, n_segments: int | None = None) -> int:
     return size
 
 
-@dataclass(frozen=True)
-class FileRecord:
-    """A file's place in the store: header facts plus label, split and segment range."""
+class FileRecord(NamedTuple):
+    """A file's place in the store: header facts plus label, split and segment range (a named
+    tuple: 1.2 million are built at 10,000 hours, a frozen dataclass takes four times as long)."""
 
     uri: str
     label: str
@@ -143,19 +157,19 @@ def build_layout(
     ``entries`` are the run's manifest: header facts plus ``label`` and ``split``.
     ``first_segment`` and ``first_file_records`` let an append continue an existing layout.
     """
+    infos = [entry.info for entry in entries]
+    frames = np.fromiter((i.frames for i in infos), dtype=np.int64, count=len(infos))
+    native = np.fromiter((0 if i.error else i.sample_rate for i in infos), dtype=np.int64, count=len(infos))
+    # vectorised over files: 1.2 million at 10,000 hours (benchmarks/scale.py)
+    counts = segment_counts(resampled_lengths(frames, native, config.sr), config)
+    firsts = first_segment + np.cumsum(counts) - counts
     records = list(first_file_records)
-    cursor = first_segment
-    for entry in entries:
-        info = entry.info
-        n = 0
-        if not info.error:
-            n = segment_count(resampled_length(info.frames, info.sample_rate, config.sr), config)
-        records.append(FileRecord(
-            uri=info.uri, label=entry.label, split=entry.split, size=info.size, fingerprint=info.fingerprint,
-            sample_rate=info.sample_rate, channels=info.channels, frames=info.frames, format=info.format,
-            error=info.error, first_segment=cursor, n_segments=n, warning=info.warning,
-        ))
-        cursor += n
+    with gc_paused():
+        records.extend(FileRecord(uri=info.uri, label=entry.label, split=entry.split, size=info.size, fingerprint=info.fingerprint,
+                   sample_rate=info.sample_rate, channels=info.channels, frames=info.frames, format=info.format,
+                   error=info.error, first_segment=first, n_segments=n, warning=info.warning)
+            for entry, info, first, n in zip(entries, infos, firsts.tolist(), counts.tolist(), strict=True))
+    cursor = first_segment + int(counts.sum())
     size = chunk if chunk is not None else chunk_segments(config, max(cursor, 1))
     return Layout(files=tuple(records), n_segments=cursor, chunk=size)
 

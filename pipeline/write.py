@@ -4,7 +4,9 @@ Everything that changes a store apart from a chunk task's own region (:mod:`pipe
 happens here, in the client, under the store's claim (:mod:`pipeline.lock`):
 
 - :func:`write_template`: a new store's arrays, coordinates and attributes, with lazy
-  placeholders for what the tasks write; ``pipeline_template = "complete"`` last.
+  placeholders for what the tasks write, in two steps: :func:`write_structure` (what tasks
+  need to start) and :func:`write_values` (the plan's coordinates, while they compute);
+  ``pipeline_template = "complete"`` last.
 - :func:`append`: new files grow every array along ``segment``/``file``/``chunk``, starting on a
   chunk boundary (no finished chunk is rewritten); marked until complete, and
   :func:`rollback_unfinished_append` undoes a crashed one on the next run.
@@ -74,7 +76,9 @@ __all__ = [
     "layout_from_store",
     "make_template",
     "rollback_unfinished_append",
+    "write_structure",
     "write_template",
+    "write_values",
 ]
 
 _COMPRESSORS = (ZstdCodec(level=1),)
@@ -104,16 +108,38 @@ _FILE_FIELDS: dict[str, tuple[str, Any, str, str]] = {
 }
 
 
+#: ``file_*`` coordinates derived from a ``FileRecord``'s fields: (dtype, description, units)
+_FILE_DERIVED: dict[str, tuple[Any, str, str]] = {
+    "file_status": (object, "ok, error, or pending (not all its chunks done)", "1"),
+    "file_duration": (np.float64, "duration from the header", "s"),
+}
+
+#: per-segment coordinates the client writes from the plan (``schema.segment_coords``):
+#: (dtype, description, units)
+_PLAN_COORDS: dict[str, tuple[Any, str, str]] = {
+    "segment_file": (np.int32, "index into the file dimension (-1: padding, never data)", "1"),
+    "segment_offset": (np.float64, "segment start from the file's start", "s"),
+    "label": (object, "label of the segment's file", "1"),
+    "split": (object, "train/val/test split of the segment's file", "1"),
+}
+
+
 def file_columns(files: Sequence[FileRecord]) -> dict[str, tuple[np.ndarray, str, str]]:
     """The ``file_*`` coordinates of ``files``: ``{name: (values, description, units)}``."""
     out: dict[str, tuple[np.ndarray, str, str]] = {
         name: (np.array([getattr(f, key) for f in files], dtype=dtype), desc, units)
         for key, (name, dtype, desc, units) in _FILE_FIELDS.items()
     }
-    out["file_status"] = (np.array(["error" if f.error else "pending" for f in files], dtype=object),
-                          "ok, error, or pending (not all its chunks done)", "1")
-    out["file_duration"] = (np.array([f.duration for f in files], dtype=np.float64), "duration from the header", "s")
+    derived = {"file_status": ["error" if f.error else "pending" for f in files],
+               "file_duration": [f.duration for f in files]}
+    for name, (dtype, desc, units) in _FILE_DERIVED.items():
+        out[name] = (np.array(derived[name], dtype=dtype), desc, units)
     return out
+
+
+def _file_column_types() -> dict[str, tuple[Any, str, str]]:
+    """``file_columns``' names with their (dtype, description, units), without values."""
+    return {**{name: (dtype, desc, units) for name, dtype, desc, units in _FILE_FIELDS.values()}, **_FILE_DERIVED}
 
 
 def file_records(ds: xr.Dataset) -> tuple[FileRecord, ...]:
@@ -177,32 +203,29 @@ def family_template(n: int, chunk: int, config: FeatureConfig, names: Sequence[s
     return data_vars, coords, encoding
 
 
-def make_template(layout: Layout, config: FeatureConfig, *, extra_attrs: dict[str, Any] | None = None) -> tuple[xr.Dataset, dict[str, dict[str, Any]]]:
+def make_template(layout: Layout, config: FeatureConfig, *, extra_attrs: dict[str, Any] | None = None,
+                  values: bool = True) -> tuple[xr.Dataset, dict[str, dict[str, Any]]]:
     """The store's dataset with lazy (dask) placeholders for everything tasks write.
 
     Returns the dataset and its zarr encoding. Numpy-backed variables (plan coordinates,
     axes, per-file facts) are written by ``to_zarr(compute=False)``; the placeholders are
-    written later, chunk by chunk, as regions.
+    written later, chunk by chunk, as regions. With ``values=False`` the plan's per-segment and
+    per-file coordinates are placeholders too (their dtypes, not their values: nothing computed
+    from the layout's files).
     """
     n, chunk = layout.n_segments, layout.chunk
     lazy = _lazy
     data_vars, coords, encoding = family_template(n, chunk, config, config.features)
 
-    plan = segment_coords(layout, config)
-    seg_desc = {
-        "segment_file": ("index into the file dimension (-1: padding, never data)", "1"),
-        "segment_offset": ("segment start from the file's start", "s"),
-        "segment_valid_frames": ("frames holding real audio; the rest is zero-padding", "1"),
-        "label": ("label of the segment's file", "1"),
-        "split": ("train/val/test split of the segment's file", "1"),
-    }
-    for key, values in plan.items():
-        desc, units = seg_desc[key]
-        coords[key] = xr.Variable(("segment",), values, {"description": desc, "units": units})
+    plan = segment_coords(layout, config) if values else {}
+    for key, (dtype, desc, units) in _PLAN_COORDS.items():
+        coords[key] = xr.Variable(("segment",), plan[key] if values else lazy((n,), dtype),
+                                  {"description": desc, "units": units})
         encoding[key] = {"chunks": (chunk * _PLAN_CHUNKS,)}
     # what a chunk task writes (its region) stays unwritten here: 0 until the chunk is done
-    desc, units = seg_desc["segment_valid_frames"]
-    coords["segment_valid_frames"] = xr.Variable(("segment",), lazy((n,), np.int32), {"description": desc, "units": units})
+    coords["segment_valid_frames"] = xr.Variable(
+        ("segment",), lazy((n,), np.int32),
+        {"description": "frames holding real audio; the rest is zero-padding", "units": "1"})
     encoding["segment_valid_frames"] = {"chunks": (chunk,)}
     coords["segment_valid"] = xr.Variable(
         ("segment",), lazy((n,), np.bool_),
@@ -210,8 +233,12 @@ def make_template(layout: Layout, config: FeatureConfig, *, extra_attrs: dict[st
     )
     encoding["segment_valid"] = {"chunks": (chunk,)}
 
-    for key, (values, desc, units) in file_columns(layout.files).items():
-        coords[key] = xr.Variable(("file",), values, {"description": desc, "units": units})
+    if values:
+        for key, (column, desc, units) in file_columns(layout.files).items():
+            coords[key] = xr.Variable(("file",), column, {"description": desc, "units": units})
+    else:
+        for key, (dtype, desc, units) in _file_column_types().items():
+            coords[key] = xr.Variable(("file",), lazy((len(layout.files),), dtype), {"description": desc, "units": units})
 
     n_chunks = layout.n_chunks
     coords["chunk_done"] = xr.Variable(("chunk",), lazy((n_chunks,), np.uint8), {"description": "1 once the chunk's data is written (written last)", "units": "1"})
@@ -231,16 +258,27 @@ def make_template(layout: Layout, config: FeatureConfig, *, extra_attrs: dict[st
 
 def write_template(store_url: str, options: Mapping[str, Any], layout: Layout, config: FeatureConfig,
                    extra_attrs: dict[str, Any] | None = None) -> None:
-    """Write a new store's template; ``pipeline_template = "complete"`` marks it done, last.
+    """Write a new store's template whole: :func:`write_structure`, then :func:`write_values`."""
+    write_structure(store_url, options, layout, config, extra_attrs)
+    write_values(store_url, options, layout, config)
 
-    xarray writes the structure (every array's metadata, the coordinates attributes) and the
-    numeric values; the string variables' values go through zarr directly: xarray infers and
-    converts each object array through pandas first, three times zarr's own cost (2.6 s for a
-    1,000-hour store's ``label`` and ``split`` alone; benchmarks/scale.py). The arrays are the
-    ones xarray would write (tests/test_write.py).
+
+def write_structure(store_url: str, options: Mapping[str, Any], layout: Layout, config: FeatureConfig,
+                    extra_attrs: dict[str, Any] | None = None) -> None:
+    """A new store's first step: every array's metadata, the root attributes, the axes' values;
+    consolidated. All a chunk task needs to write its region, so the tasks can start.
+
+    xarray writes the structure (every array's metadata, the coordinates' attributes); the
+    string arrays are made through zarr (xarray infers and converts an object array through
+    pandas, three times zarr's own cost). The arrays are the ones xarray would write
+    (tests/test_write.py). Nothing is computed from the layout's files here: the plan's
+    coordinates (12 million segments and 1.2 million files at 10,000 hours) are
+    :func:`write_values`' job, done while the tasks compute.
     """
-    ds, encoding = make_template(layout, config, extra_attrs=extra_attrs)
-    strings = {str(name): np.asarray(var.values) for name, var in ds.variables.items() if var.dtype == object}
+    ds, encoding = make_template(layout, config, extra_attrs=extra_attrs, values=False)
+    # the string variables: the axes' values (``pitch_class``) are written here, the plan's later
+    strings = {str(name): None if isinstance(var.data, da.Array) else np.asarray(var.values)
+               for name, var in ds.variables.items() if var.dtype == object}
     # placeholders (never computed) where the strings go: xarray writes their structure only
     ds = ds.assign_coords({name: xr.Variable(var.dims, _lazy(var.shape, np.uint8), var.attrs, var.encoding)
                            for name, var in ds.variables.items() if name in strings})
@@ -255,10 +293,23 @@ def write_template(store_url: str, options: Mapping[str, Any], layout: Layout, c
         array = group.create_array(name, shape=placeholder.shape, chunks=placeholder.chunks, dtype=str,
                                    dimension_names=getattr(placeholder.metadata, "dimension_names", None),
                                    attributes=dict(placeholder.attrs), overwrite=True)
-        if values.size and (values != "").any():  # all "" is all fill value: nothing to store
-            array[:] = _storable(values)
-    group.attrs[TEMPLATE_ATTR] = "complete"
+        _write_values(array, values)
     consolidate(store_url, options)
+
+
+def write_values(store_url: str, options: Mapping[str, Any], layout: Layout, config: FeatureConfig) -> None:
+    """A new store's second step, after :func:`write_structure` (while the tasks compute: they
+    write none of these): the plan's per-segment and per-file coordinates; then
+    ``pipeline_template = "complete"``, last. Chunk objects only, and the root metadata
+    replaced whole at the end, its consolidated metadata kept: a task opening the store
+    meanwhile (consolidated) reads the old or the new, never a root without it."""
+    group = open_group(store_url, options, mode="r+", consolidated=True)
+    columns = {**segment_coords(layout, config), **{k: v for k, (v, _, _) in file_columns(layout.files).items()}}
+    for name, values in columns.items():
+        _write_values(zarr_array(group, name), values)
+    # opened consolidated, the group writes its root with the consolidated metadata it read
+    # (the arrays' metadata is unchanged since write_structure); one put, atomic on every store
+    group.attrs[TEMPLATE_ATTR] = "complete"
 
 
 def check_existing(store_url: str, options: Mapping[str, Any], config: FeatureConfig) -> bool:
@@ -347,6 +398,13 @@ def rollback_unfinished_append(store_url: str, options: Mapping[str, Any]) -> No
     _resize_all(store_url, options, {k: int(v) for k, v in before.items()})
     del group.attrs[_APPEND_ATTR]
     consolidate(store_url, options)
+
+
+def _write_values(array: zarr.Array[Any], values: np.ndarray | None) -> None:
+    """``array[:] = values`` (strings or numbers), skipped where nothing would be stored: no
+    values, or strings all "" (the fill value)."""
+    if values is not None and values.size and (values.dtype != object or (values != "").any()):
+        array[:] = _storable(values)
 
 
 def _storable(values: np.ndarray) -> np.ndarray:

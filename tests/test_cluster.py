@@ -104,7 +104,7 @@ def test_a_template_that_cannot_be_written_fails_the_waiting_tasks_fast(
             _until(lambda: _gate_seen(client, name)[0] == 1, "a chunk task waiting at the gate")
             raise OSError("disk full while writing the template")
 
-        monkeypatch.setattr(write, "write_template", broken)
+        monkeypatch.setattr(write, "write_structure", broken)
         monkeypatch.setattr(graph.TemplateGate, "create", staticmethod(spy))
         with pytest.raises(OSError, match="disk full while writing the template"):
             graph.extract([corpus], str(tmp_path / "s.zarr"), client=client, progress=False)

@@ -83,3 +83,38 @@ def test_not_a_store_is_one_line(tmp_path: Path, make: str) -> None:
         xr.Dataset({"a": ("x", np.arange(3))}).to_zarr(path)
     with pytest.raises(SchemaError, match="Expected a feature store"):
         peek_store(str(path))
+
+
+def test_open_store_takes_label_and_split_from_the_files(tmp_path: Path) -> None:
+    """``label`` and ``split`` per segment are ``file_label``/``file_split`` at ``segment_file``
+    ("" on padding): equal to the stored arrays everywhere, and ``open_store`` does not read
+    those (their objects are corrupted in a copy)."""
+    from test_resume_append import write_clips
+
+    from pipeline.store import open_store, per_segment_from_files
+
+    write_clips(tmp_path / "clips", ["a", "b", "c"], seconds=4.0)
+    (tmp_path / "clips" / "low" / "broken.wav").write_bytes(b"RIFF not a wave file at all")
+    store = str(tmp_path / "grown.zarr")
+    extract([tmp_path / "clips"], store, FeatureConfig(features=("rms",)), scheduler="synchronous",
+            label_from="parent", progress=False, segment_chunk=2)
+    write_clips(tmp_path / "clips", ["d"], seconds=4.0)  # appended: they start on a chunk boundary
+    extract([tmp_path / "clips"], store, FeatureConfig(features=("rms",)), scheduler="synchronous",
+            label_from="parent", progress=False, segment_chunk=2)
+    raw = open_raw(store, dask=False).load()
+    assert (raw["segment_file"].values < 0).any()  # padding is covered
+    for name, derived in per_segment_from_files(raw).items():
+        stored = raw[name]
+        assert derived.dtype == stored.dtype and derived.attrs == stored.attrs, name
+        np.testing.assert_array_equal(derived.values, stored.values, err_msg=name)
+    copy = tmp_path / "s.zarr"
+    shutil.copytree(store, copy)
+    for name in ("label", "split"):
+        for obj in (copy / name / "c").iterdir():
+            obj.write_bytes(b"not a zarr chunk")
+    ds = open_store(str(copy))
+    visible = ds["segment"].values
+    for name in ("label", "split"):
+        assert ds[name].dtype == raw[name].dtype
+        np.testing.assert_array_equal(ds[name].values, raw[name].values[visible], err_msg=name)
+    assert set(ds["label"].values) == {"high", "low"}

@@ -45,7 +45,7 @@ def _layout() -> Layout:
 
 
 def test_every_file_record_field_has_a_column() -> None:
-    assert set(_FILE_FIELDS) == {f.name for f in dataclasses.fields(FileRecord)}
+    assert set(_FILE_FIELDS) == set(FileRecord._fields)
 
 
 def test_file_records_round_trip_through_a_written_store(tmp_path: Path) -> None:
@@ -71,9 +71,10 @@ def test_the_template_is_the_store_xarray_writes(tmp_path: Path) -> None:
     metadata (dtype, chunks, codecs, fill value, dimension names, attributes) and values, and the
     root attributes, are those of the template written whole by ``xarray.Dataset.to_zarr``."""
     layout = _layout()
+    config = FeatureConfig(n_mels=32, features="mel,rms,chroma")  # chroma: a string axis (pitch_class)
     ours, theirs = tmp_path / "ours.zarr", tmp_path / "theirs.zarr"
-    write_template(str(ours), {}, layout, CONFIG)
-    ds, encoding = make_template(layout, CONFIG)
+    write_template(str(ours), {}, layout, config)
+    ds, encoding = make_template(layout, config)
     ds.to_zarr(theirs, mode="w", compute=False, encoding=encoding, consolidated=False, zarr_format=3)
     a, b = zarr.open_group(ours, mode="r", use_consolidated=False), zarr.open_group(theirs, mode="r")
     assert sorted(a.array_keys()) == sorted(b.array_keys())
@@ -85,3 +86,45 @@ def test_the_template_is_the_store_xarray_writes(tmp_path: Path) -> None:
             np.testing.assert_array_equal(np.asarray(x[:]), np.asarray(y[:]), err_msg=name)
     moments = {"created", "updated", "pipeline_template"}
     assert {k: v for k, v in a.attrs.items() if k not in moments} == {k: v for k, v in b.attrs.items() if k not in moments}
+
+
+def test_layout_and_plan_vectorised_equal_a_file_by_file_reference() -> None:
+    """``build_layout`` and ``graph.plan_tasks`` (vectorised over files) against the file-by-file
+    definitions: each file's segments from ``segment_count(resampled_length(...))``, one after
+    another; each chunk's files exactly those owning one of its segments, in file order, with
+    the segment range inside it. Resampled, failed, one-sample and empty files; an append."""
+    from pipeline.graph import plan_tasks
+    from pipeline.schema import resampled_length, segment_count
+
+    rng = np.random.default_rng(7)
+    entries = []
+    for i in range(60):
+        sr = int(rng.choice([8000, 22050, 44100, 48000]))
+        frames = int(rng.choice([0, 1, sr, int(rng.integers(1, 20 * sr))]))
+        error = "unreadable audio header" if i % 11 == 3 else ""
+        entries.append(_entry(f"/data/{i:03d}.wav", sample_rate=sr, frames=frames, error=error))
+    old = build_layout(entries[:25], CONFIG, chunk=3)
+    layout = build_layout(entries[25:], CONFIG, chunk=3, first_segment=old.n_chunks * 3, first_file_records=old.files)
+    cursor = 0
+    for k, (entry, record) in enumerate(zip(entries, layout.files, strict=True)):
+        if k == 25:
+            cursor = old.n_chunks * 3
+        info = entry.info
+        n = 0 if info.error else segment_count(resampled_length(info.frames, info.sample_rate, CONFIG.sr), CONFIG)
+        assert (record.first_segment, record.n_segments) == (cursor, n), record.uri
+        cursor += n
+    assert layout.n_segments == cursor
+    owner = {s: f for f, r in enumerate(layout.files) for s in range(r.first_segment, r.first_segment + r.n_segments)}
+    pending = [c for c in range(layout.n_chunks) if c % 4 != 1]
+    partial = {1: ("zcr",)}
+    tasks = plan_tasks(layout, pending, partial=partial)
+    assert [t.index for t in tasks] == [*pending, 1]
+    for task in tasks:
+        expected = sorted({owner[s] for s in range(task.start, task.stop) if s in owner})
+        assert [f.file_index for f in task.files] == expected, task.index
+        for f in task.files:
+            record = layout.files[f.file_index]
+            inside = [s - record.first_segment for s in range(task.start, task.stop) if owner.get(s) == f.file_index]
+            assert (f.seg_lo, f.seg_hi) == (inside[0], inside[-1] + 1)
+            assert (f.uri, f.first_segment, f.frames, f.sample_rate) == (record.uri, record.first_segment,
+                                                                         record.frames, record.sample_rate)
