@@ -29,6 +29,7 @@ import resource
 import sys
 import tempfile
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -37,7 +38,7 @@ from typing import Any
 
 import numpy as np
 
-from pipeline.chunk import ChunkTask, write_chunk
+from pipeline.chunk import ChunkTask, _store_group, write_chunk
 from pipeline.cluster import Runner, cluster
 from pipeline.config import FeatureConfig
 from pipeline.flags import DONE
@@ -46,7 +47,7 @@ from pipeline.labels import hash_split
 from pipeline.probe import FileInfo, ManifestEntry
 from pipeline.results import ChunkReport, ChunkResult, ChunkResults, ExtractReport
 from pipeline.schema import build_layout
-from pipeline.store import open_group, open_store
+from pipeline.store import open_store
 from pipeline.write import finalize, write_structure, write_values
 
 SR = 22050
@@ -75,10 +76,11 @@ def manifest(files: int, hours: float) -> list[ManifestEntry]:
     return out
 
 
-def noop_chunk(task: ChunkTask, store_url: str, segment_frames: int, options: dict[str, Any]) -> ChunkResult:
+def noop_chunk(task: ChunkTask, store_url: str, segment_frames: int, options: dict[str, Any], run: str) -> ChunkResult:
     """What a chunk task writes besides its features, the way ``run_chunk`` writes it: the
-    region's ``segment_valid`` and ``segment_valid_frames``, then its report, then its flags."""
-    group = open_group(store_url, options, mode="r+", consolidated=True)
+    region's ``segment_valid`` and ``segment_valid_frames``, then its report, then its flags,
+    through the store's group a worker opens once per run (``chunk._store_group``)."""
+    group = _store_group(store_url, options, run, task.stop)
     n = task.stop - task.start
     report: ChunkReport = {
         "chunk": task.index, "segments": n, "audio_seconds": float(n * 3.0),
@@ -163,7 +165,7 @@ def run(args: argparse.Namespace, store: Path, out: Callable[[str], None]) -> di
             done = 0
             values = timer.inside("template values (write.write_values, while the tasks run)",
                                   functools.partial(write_values, url, {}, layout, config))
-            for result in Runner(client).map(noop_chunk, tasks, url, segment_frames, {}, key="chunk",
+            for result in Runner(client).map(noop_chunk, tasks, url, segment_frames, {}, uuid.uuid4().hex, key="chunk",
                                              meanwhile=values):
                 results.add(result)  # as the extract merges its tasks' results
                 done += 1

@@ -438,14 +438,12 @@ def finalize(store_url: str, options: Mapping[str, Any], report: ExtractReport, 
     all_known = results is not None and results.received.size == done.size and not (done & ~results.received).any()
     copy = None if all_known else finalized_copy(group)
     columns, source = task_columns(group, done, chunk, known, copy)
-    status = as_text(ds["file_status"])
     errors = as_text(ds["file_error"])
     # the probe's warnings (a header that declares more than the file holds) stay; a chunk's
     # warning fills in where there is none
     warnings_ = np.asarray(as_text(ds["file_warning"]), dtype=object).copy()
     first = np.asarray(ds["file_first_segment"].values)
     count = np.asarray(ds["file_segments"].values)
-    header_error = np.array([bool(e) for e in errors])
     audio = np.zeros(done.size, dtype=np.float64)
     found_errors: dict[int, tuple[int, str]] = {}
     found_warnings: dict[int, tuple[int, str]] = {}
@@ -471,12 +469,13 @@ def finalize(store_url: str, options: Mapping[str, Any], report: ExtractReport, 
     for i, (_, message) in found_warnings.items():
         if not warnings_[i]:
             warnings_[i] = message
-    for i in range(n_files):
-        if header_error[i] or errors[i]:
-            status[i] = "error"
-            continue
-        chunks = range(int(first[i]) // chunk, (int(first[i]) + int(count[i]) - 1) // chunk + 1) if count[i] else range(0)
-        status[i] = "ok" if all(done[c] for c in chunks) else "pending"
+    # a file is ok once every chunk holding one of its segments is done: vectorised over files
+    # (1.2 million at 10,000 hours) with a running count of the chunks not done
+    not_done = np.concatenate([[0], np.cumsum(~done)])
+    has = count > 0  # a file with no segments (failed, or too short for one) is in no chunk
+    lo, hi = np.where(has, first // chunk, 0), np.where(has, (first + count - 1) // chunk, 0)
+    pending = has & (not_done[hi + 1] - not_done[lo] > 0)
+    status = np.where(errors != "", "error", np.where(pending, "pending", "ok")).astype(object)
     writable = open_group(store_url, options, mode="r+")
     covered_array = _write_copy(writable, columns, audio, chunk)
     zarr_array(writable, "file_status")[:] = _storable(status)
@@ -491,10 +490,10 @@ def finalize(store_url: str, options: Mapping[str, Any], report: ExtractReport, 
     report.files = n_files
     report.files_failed = int((status == "error").sum())
     report.files_pending = int((status == "pending").sum())
-    report.files_warned = int(sum(1 for i in range(n_files) if status[i] == "ok" and warnings_[i]))
+    report.files_warned = int(((status == "ok") & (warnings_ != "")).sum())
     report.files_ok = int((status == "ok").sum())
-    report.failed = [(str(paths[i]), str(errors[i])) for i in range(n_files) if status[i] == "error"]
-    report.warned = [(str(paths[i]), str(warnings_[i])) for i in range(n_files) if warnings_[i]]
+    report.failed = [(str(paths[i]), str(errors[i])) for i in np.flatnonzero(status == "error").tolist()]
+    report.warned = [(str(paths[i]), str(warnings_[i])) for i in np.flatnonzero(warnings_ != "").tolist()]
     # as open_store shows them
     report.segments = int(visible_segments(ds, status, columns["segment_valid"]).size)
     report.audio_seconds = float(audio[done].sum())

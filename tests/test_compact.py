@@ -161,3 +161,32 @@ def test_finalise_merges_this_runs_results_and_reads_only_other_runs_reports(tmp
     zarr_array(open_group(url), f"{FINALIZED}/chunk_covered")[:] = 0
     finalize(url, {}, again)
     assert (again.failed, again.segments, again.audio_seconds) == (report.failed, report.segments, report.audio_seconds)
+
+
+@pytest.mark.parametrize("undone", [(), (0,), (2,), (5,), (1, 4)])
+def test_file_status_is_ok_only_when_every_chunk_of_the_file_is_done(tmp_path: Path, undone: tuple[int, ...]) -> None:
+    """finalise's per-file status (vectorised over files) against the file-by-file rule: error
+    when the file failed, else ok when every chunk holding one of its segments is done, else
+    pending. Files of 2 segments in chunks of 3: a file spans 1 or 2 chunks; one is too short
+    for a segment (no chunk: ok), one failed in its header."""
+    url = str(tmp_path / "store.zarr")
+    listed = entries(8)
+    listed[3] = ManifestEntry(FileInfo(uri="/corpus/short.wav", size=44, fingerprint="s", sample_rate=SR, channels=1,
+                                       frames=0, format="WAV"), "a", "train")
+    listed[6] = ManifestEntry(FileInfo(uri="/corpus/bad.wav", size=4, fingerprint="b", sample_rate=0, channels=0,
+                                       frames=0, format="", error="unreadable audio header"), "a", "train")
+    layout = build_layout(listed, CONFIG, chunk=3)
+    write_template(url, {}, layout, CONFIG)
+    tasks = [t for t in plan_tasks(layout) if t.index not in undone]
+    report = ExtractReport(store=url)
+    finalize(url, {}, report, run(url, layout, tasks, bad=5))
+    status = list(as_text(open_raw(url)["file_status"]))
+    expected = []
+    for i, record in enumerate(layout.files):
+        chunks = {s // layout.chunk for s in range(record.first_segment, record.first_segment + record.n_segments)}
+        if record.error or (i == 5 and chunks - set(undone)):  # its error comes from a chunk that ran
+            expected.append("error")
+        else:
+            expected.append("pending" if chunks & set(undone) else "ok")
+    assert status == expected
+    assert report.files_pending == expected.count("pending") and report.files_failed == expected.count("error")
