@@ -276,9 +276,11 @@ def write_structure(store_url: str, options: Mapping[str, Any], layout: Layout, 
     :func:`write_values`' job, done while the tasks compute.
     """
     ds, encoding = make_template(layout, config, extra_attrs=extra_attrs, values=False)
-    # the string variables: the axes' values (``pitch_class``) are written here, the plan's later
+    # the string variables but the axes (``pitch_class``: a dimension coordinate, which xarray
+    # writes itself; a placeholder there would be computed into an index, importing distributed
+    # to look for a client): made empty here, the small ones filled, the plan's written later
     strings = {str(name): None if isinstance(var.data, da.Array) else np.asarray(var.values)
-               for name, var in ds.variables.items() if var.dtype == object}
+               for name, var in ds.variables.items() if var.dtype == object and name not in var.dims}
     # placeholders (never computed) where the strings go: xarray writes their structure only
     ds = ds.assign_coords({name: xr.Variable(var.dims, _lazy(var.shape, np.uint8), var.attrs, var.encoding)
                            for name, var in ds.variables.items() if name in strings})

@@ -62,6 +62,19 @@ def test_info_imports_nothing_heavy(small_store: str) -> None:
     assert _heavy_imports("info", small_store) == []
 
 
+def test_an_in_process_extract_imports_no_cluster(tmp_path: Path) -> None:
+    """A run too small for worker processes computes here: it imports no distributed (0.6 s),
+    not even through dask looking for a client when xarray computes a placeholder (an axis of
+    strings, chroma's pitch_class, was one)."""
+    from test_resume_append import write_clips
+
+    write_clips(tmp_path / "clips", ["a", "b"], seconds=4.0)
+    heavy = _heavy_imports("extract", str(tmp_path / "clips"), "-o", str(tmp_path / "s.zarr"), "--no-progress",
+                           "--features", "chroma,rms")
+    assert "distributed" not in heavy and "librosa" not in heavy
+    assert open_store(str(tmp_path / "s.zarr")).sizes["segment"] > 0
+
+
 def test_info_reads_through_zarr_alone(small_store: str) -> None:
     """info reads the store without xarray, pandas or Dask (1 s of imports): pipeline.peek."""
     proc = subprocess.run([sys.executable, "-c", _RUNNER.format(heavy=("xarray", "pandas", "dask")), "info", small_store],
