@@ -8,12 +8,16 @@ part of the ``xr.Dataset`` interface that the store's readers in :mod:`pipeline.
 ``values``, ``dims``, ``dtype``, ``attrs``, ``encoding``), with the same names, order and
 values as ``xr.open_zarr(url, chunks=None)``: the same functions serve both.
 
-The flags are listed, as :func:`pipeline.store.open_raw` lists them (:mod:`pipeline.flags`).
+The flags are listed, as :func:`pipeline.store.open_raw` lists them (:mod:`pipeline.flags`);
+``segment_valid`` and ``segment_valid_frames`` (one object per chunk) are read as
+:func:`pipeline.store.open_store` reads them, from the last finalise's copy where it is current
+(:func:`pipeline.store.task_columns`; 0 for a chunk not done).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+import functools
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 import numpy as np
@@ -21,6 +25,7 @@ import zarr
 
 from .errors import SchemaError
 from .flags import DONE, is_flag, listed_flag
+from .store import TASK_COLUMNS
 
 __all__ = ["ArrayView", "StoreView", "peek_store"]
 
@@ -31,9 +36,10 @@ _STRUCTURAL = frozenset({"coordinates", "_ARRAY_DIMENSIONS", "_FillValue"})
 class ArrayView:
     """One store variable, read on first use of :attr:`values` (and kept)."""
 
-    def __init__(self, name: str, array: zarr.Array[Any]) -> None:
+    def __init__(self, name: str, array: zarr.Array[Any], load: Callable[[], np.ndarray] | None = None) -> None:
         self.name = name
         self._array = array
+        self._load = load
         self._values: np.ndarray | None = None
         names = getattr(array.metadata, "dimension_names", None)
         dims = names or array.attrs.get("_ARRAY_DIMENSIONS")
@@ -53,7 +59,7 @@ class ArrayView:
     @property
     def values(self) -> np.ndarray:
         if self._values is None:
-            self._values = np.asarray(self._array[...])
+            self._values = np.asarray(self._array[...]) if self._load is None else self._load()
         return self._values
 
     def set_values(self, values: np.ndarray) -> None:
@@ -83,6 +89,26 @@ class StoreView:
                 listed = listed_flag(group[name])  # type: ignore[arg-type]
                 if listed is not None:
                     view.set_values(listed.astype(view.dtype, copy=False))
+        # what chunk tasks write per chunk (one object per chunk each) is read as open_store
+        # reads it: from the last finalise's copy where current (store.task_columns)
+        self._group = group
+        self._task_columns: dict[str, np.ndarray] | None = None
+        for name in TASK_COLUMNS:
+            if name in self.variables and DONE in self.variables and "segment_chunk" in self.attrs:
+                view = self.variables[name]
+                self.variables[name] = ArrayView(name, view._array, functools.partial(self._task_column, name))
+        self.coords = {n: self.variables[n] for n in self.coords}
+        self.data_vars = {n: self.variables[n] for n in self.data_vars}
+
+    def _task_column(self, name: str) -> np.ndarray:
+        """``segment_valid`` or ``segment_valid_frames`` as ``store.task_columns`` reads them:
+        the stored values of every done chunk, 0 elsewhere."""
+        from .store import task_columns
+
+        if self._task_columns is None:
+            done = self.variables[DONE].values.astype(bool)
+            self._task_columns, _ = task_columns(self._group, done, int(self.attrs["segment_chunk"]))
+        return self._task_columns[name].astype(self.variables[name].dtype, copy=False)
 
     def __getitem__(self, name: str) -> ArrayView:
         try:

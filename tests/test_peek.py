@@ -118,3 +118,22 @@ def test_open_store_takes_label_and_split_from_the_files(tmp_path: Path) -> None
         assert ds[name].dtype == raw[name].dtype
         np.testing.assert_array_equal(ds[name].values, raw[name].values[visible], err_msg=name)
     assert set(ds["label"].values) == {"high", "low"}
+
+
+def test_info_reads_the_task_columns_from_the_finalised_copy(grown_store: str, tmp_path: Path) -> None:
+    """``segment_valid`` (one object per chunk: 47,620 at 10,000 hours) is read as open_store
+    reads it, from the last finalise's copy: its per-chunk objects are corrupted in a copy of
+    the store, and info's readers give what they give on the original."""
+    copy = tmp_path / "s.zarr"
+    shutil.copytree(grown_store, copy)
+    for name in ("segment_valid", "segment_valid_frames"):
+        for obj in (copy / name / "c").iterdir():
+            obj.write_bytes(b"not a zarr chunk")
+    view, original = peek_store(str(copy)), peek_store(grown_store)
+    np.testing.assert_array_equal(visible_segments(view), visible_segments(original))
+    assert completeness(view) == completeness(original)
+    assert label_counts(view) == label_counts(original)
+    np.testing.assert_array_equal(view["segment_valid_frames"].values,
+                                  xr.open_zarr(grown_store, chunks=None)["segment_valid_frames"].values)
+    assert format_info(str(copy), check_files=False) == format_info(grown_store, check_files=False).replace(
+        grown_store, str(copy))
