@@ -273,11 +273,12 @@ def _resume(store_url: str, options: Mapping[str, Any], config: FeatureConfig, u
     from .flags import flag
     from .grow import add_families, added_families, pending_families
     from .store import as_text, changed_files, family_flags, open_raw, store_config
-    from .write import append, layout_from_store, rollback_unfinished_append
+    from .write import append, complete_template, layout_from_store, rollback_unfinished_append
 
     # what this process reads of the store (coordinates, reports) is small: read here, not
     # through the cluster's scheduler (chunk and probe tasks go there explicitly)
     with dask.config.set(scheduler=_in_process):
+        complete_template(store_url, options)  # a run stopped while its tasks computed: from its file table
         rollback_unfinished_append(store_url, options)
         ds = open_raw(store_url, options)
         added = added_families(store_url, store_config(ds.attrs), config)

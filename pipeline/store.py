@@ -33,6 +33,9 @@ __all__ = [
     "FLAG_PREFIX",
     "KNOWN",
     "READ",
+    "TEMPLATE_ATTR",
+    "TEMPLATE_COMPLETE",
+    "TEMPLATE_FILES",
     "Completeness",
     "as_text",
     "completeness",
@@ -58,6 +61,11 @@ __all__ = [
 ]
 
 TEMPLATE_ATTR = "pipeline_template"
+#: ``TEMPLATE_ATTR``'s values: the structure and the file table are written (chunk tasks may
+#: write from then on; the per-segment coordinates may still be missing), then the whole
+#: template. A store not ``TEMPLATE_COMPLETE`` shows no segment (:func:`visible_segments`).
+TEMPLATE_FILES = "files"
+TEMPLATE_COMPLETE = "complete"
 
 
 @contextlib.contextmanager
@@ -251,7 +259,9 @@ def visible_segments(ds: Readable, file_status: np.ndarray | None = None, valid:
     ``valid`` the stored ``segment_valid`` (:func:`task_columns` read it in a few objects).
     """
     n = ds.sizes["segment"]
-    if n == 0:
+    if n == 0 or ds.attrs.get(TEMPLATE_ATTR) != TEMPLATE_COMPLETE:
+        # a template still being written: its per-segment coordinates may be missing (an
+        # interrupted extract's; the next run completes them from the file table)
         return np.zeros(0, dtype=np.int64)
     chunk = int(ds.attrs.get("segment_chunk") or ds["segment_valid"].encoding.get("chunks", (n,))[0])
     done = flag(ds)

@@ -51,6 +51,8 @@ from .store import (
     KNOWN,
     READ,
     TEMPLATE_ATTR,
+    TEMPLATE_COMPLETE,
+    TEMPLATE_FILES,
     as_text,
     consolidate,
     finalized_copy,
@@ -70,6 +72,7 @@ if TYPE_CHECKING:
 __all__ = [
     "append",
     "check_existing",
+    "complete_template",
     "file_columns",
     "file_records",
     "finalize",
@@ -265,15 +268,18 @@ def write_template(store_url: str, options: Mapping[str, Any], layout: Layout, c
 
 def write_structure(store_url: str, options: Mapping[str, Any], layout: Layout, config: FeatureConfig,
                     extra_attrs: dict[str, Any] | None = None) -> None:
-    """A new store's first step: every array's metadata, the root attributes, the axes' values;
-    consolidated. All a chunk task needs to write its region, so the tasks can start.
+    """A new store's first step: every array's metadata, the root attributes, the axes' values
+    and the file table (``file_*``); then ``pipeline_template = "files"``; consolidated. All a
+    chunk task needs to write its region, so the tasks can start; and all a later run needs to
+    complete the template (:func:`complete_template`) if this one stops before
+    :func:`write_values` has: a chunk done meanwhile is never lost.
 
     xarray writes the structure (every array's metadata, the coordinates' attributes); the
     string arrays are made through zarr (xarray infers and converts an object array through
     pandas, three times zarr's own cost). The arrays are the ones xarray would write
     (tests/test_write.py). Nothing is computed from the layout's files here: the plan's
-    coordinates (12 million segments and 1.2 million files at 10,000 hours) are
-    :func:`write_values`' job, done while the tasks compute.
+    per-segment coordinates (12 million at 10,000 hours) are :func:`write_values`' job, done
+    while the tasks compute.
     """
     ds, encoding = make_template(layout, config, extra_attrs=extra_attrs, values=False)
     # the string variables but the axes (``pitch_class``: a dimension coordinate, which xarray
@@ -295,28 +301,43 @@ def write_structure(store_url: str, options: Mapping[str, Any], layout: Layout, 
         array = group.create_array(name, shape=placeholder.shape, chunks=placeholder.chunks, dtype=str,
                                    dimension_names=getattr(placeholder.metadata, "dimension_names", None),
                                    attributes=dict(placeholder.attrs), overwrite=True)
-        _write_values(array, values)
+        _fill(array, values)
+    for name, (values, _, _) in file_columns(layout.files).items():
+        _fill(zarr_array(group, name), values)
+    group.attrs[TEMPLATE_ATTR] = TEMPLATE_FILES  # after the file table: what completes the rest
     consolidate(store_url, options)
 
 
 def write_values(store_url: str, options: Mapping[str, Any], layout: Layout, config: FeatureConfig) -> None:
     """A new store's second step, after :func:`write_structure` (while the tasks compute: they
-    write none of these): the plan's per-segment and per-file coordinates; then
-    ``pipeline_template = "complete"``, last. Chunk objects only, and the root metadata
-    replaced whole at the end, its consolidated metadata kept: a task opening the store
-    meanwhile (consolidated) reads the old or the new, never a root without it."""
+    write none of these): the plan's per-segment coordinates; then ``pipeline_template =
+    "complete"``, last. Chunk objects only, and the root metadata replaced whole at the end,
+    its consolidated metadata kept: a task opening the store meanwhile (consolidated) reads
+    the old or the new, never a root without it."""
     group = open_group(store_url, options, mode="r+", consolidated=True)
-    columns = {**segment_coords(layout, config), **{k: v for k, (v, _, _) in file_columns(layout.files).items()}}
-    for name, values in columns.items():
-        _write_values(zarr_array(group, name), values)
+    for name, values in segment_coords(layout, config).items():
+        _fill(zarr_array(group, name), values)
     # opened consolidated, the group writes its root with the consolidated metadata it read
     # (the arrays' metadata is unchanged since write_structure); one put, atomic on every store
-    group.attrs[TEMPLATE_ATTR] = "complete"
+    group.attrs[TEMPLATE_ATTR] = TEMPLATE_COMPLETE
+
+
+def complete_template(store_url: str, options: Mapping[str, Any]) -> None:
+    """Finish the template of a store an earlier run left at ``pipeline_template = "files"``
+    (stopped while its tasks computed, before :func:`write_values` ended): its per-segment
+    coordinates, from the stored file table and config. Nothing to do on a complete store."""
+    group = open_group(store_url, options, mode="r")
+    if group.attrs.get(TEMPLATE_ATTR) != TEMPLATE_FILES:
+        return
+    ds = open_raw(store_url, options, dask=False)
+    write_values(store_url, options, layout_from_store(ds), store_config(ds.attrs))
 
 
 def check_existing(store_url: str, options: Mapping[str, Any], config: FeatureConfig) -> bool:
-    """True when the store can be resumed (and grown by families ``config`` adds); False when
-    it holds only a half-written template.
+    """True when the store can be resumed (and grown by families ``config`` adds; one left at
+    ``pipeline_template = "files"`` is completed first: :func:`complete_template`); False when
+    it holds a template written no further than part of its structure (nothing computed: it
+    is rewritten).
 
     Raises
     ------
@@ -327,7 +348,7 @@ def check_existing(store_url: str, options: Mapping[str, Any], config: FeatureCo
     """
     group = open_group(store_url, options, mode="r")
     attrs = dict(group.attrs)
-    if attrs.get(TEMPLATE_ATTR) != "complete":
+    if attrs.get(TEMPLATE_ATTR) not in (TEMPLATE_COMPLETE, TEMPLATE_FILES):
         if "sr" in attrs and "n_fft" in attrs and "segment_chunk" in attrs:
             return False  # our template, interrupted while written: nothing computed yet, rewrite it
         raise SchemaError(f"Expected a feature store at {store_url}, found another Zarr store (use another path, or --overwrite)")
@@ -402,7 +423,7 @@ def rollback_unfinished_append(store_url: str, options: Mapping[str, Any]) -> No
     consolidate(store_url, options)
 
 
-def _write_values(array: zarr.Array[Any], values: np.ndarray | None) -> None:
+def _fill(array: zarr.Array[Any], values: np.ndarray | None) -> None:
     """``array[:] = values`` (strings or numbers), skipped where nothing would be stored: no
     values, or strings all "" (the fill value)."""
     if values is not None and values.size and (values.dtype != object or (values != "").any()):

@@ -12,7 +12,7 @@ import pytest
 import zarr
 
 from pipeline import FeatureConfig, extract, open_store
-from pipeline.store import TEMPLATE_ATTR
+from pipeline.store import TEMPLATE_ATTR, TEMPLATE_FILES
 
 CONFIG = FeatureConfig(features=("rms", "zcr"))
 
@@ -50,8 +50,10 @@ def test_tasks_write_while_the_plan_coordinates_are_written(corpus: Path, tmp_pa
                 pytest.fail("no chunk task wrote while the template's values were being written")
             time.sleep(0.05)
         seen.append(_chunks_done(store))
-        # the root says: template not complete yet
-        assert TEMPLATE_ATTR not in zarr.open_group(store, mode="r").attrs
+        # the root says: structure and file table written, the per-segment coordinates not yet
+        group = zarr.open_group(store, mode="r")
+        assert group.attrs[TEMPLATE_ATTR] == TEMPLATE_FILES
+        assert all(str(p) for p in np.asarray(group["file_path"][:]))
         real(*args)
 
     monkeypatch.setattr(write, "write_values", after_a_chunk)
@@ -66,26 +68,40 @@ def test_tasks_write_while_the_plan_coordinates_are_written(corpus: Path, tmp_pa
     assert zarr.open_group(store, mode="r").attrs[TEMPLATE_ATTR] == "complete"
 
 
-def test_a_failed_values_step_fails_the_extract_and_the_rerun_rebuilds(corpus: Path, tmp_path: Path,
-                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
-    """The values step's error is the extract's; the store it leaves is a template never
-    completed, which the next run rewrites (nothing computed in it is trusted)."""
+def test_a_run_stopped_before_the_values_are_written_loses_no_chunk(corpus: Path, tmp_path: Path,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """The values step fails once a chunk task has written its chunk: the extract fails with
+    that error; the store, left at "files", shows no segment; the next run completes the
+    template from the stored file table and resumes (the chunks done are not recomputed), and
+    the store is the one an uninterrupted run writes."""
+    from distributed import Client, LocalCluster
+
     from pipeline import write
 
+    store = str(tmp_path / "s.zarr")
+
     def broken(*args: Any) -> None:
+        deadline = time.monotonic() + 120  # a bound for a broken run only
+        while not _chunks_done(store):
+            if time.monotonic() > deadline:
+                pytest.fail("no chunk task wrote while the template's values were being written")
+            time.sleep(0.05)
         raise OSError("disk full while writing the plan's coordinates")
 
-    store = str(tmp_path / "s.zarr")
     monkeypatch.setattr(write, "write_values", broken)
-    with pytest.raises(OSError, match="disk full while writing the plan's coordinates"):
-        extract([corpus], store, CONFIG, scheduler="synchronous", label_from="parent", progress=False)
-    attrs = zarr.open_group(store, mode="r").attrs
-    assert "segment_chunk" in attrs and TEMPLATE_ATTR not in attrs
+    with LocalCluster(n_workers=1, threads_per_worker=1, host="127.0.0.1", dashboard_address=":0") as cluster, \
+            Client(cluster) as client, pytest.raises(OSError, match="disk full while writing the plan's coordinates"):
+        extract([corpus], store, CONFIG, client=client, label_from="parent", progress=False, segment_chunk=2)
     monkeypatch.undo()
-    report = extract([corpus], store, CONFIG, scheduler="synchronous", label_from="parent", progress=False)
-    assert report.chunks_skipped == 0  # rewritten, not resumed
+    assert zarr.open_group(store, mode="r").attrs[TEMPLATE_ATTR] == TEMPLATE_FILES
+    done = _chunks_done(store)
+    assert done >= 1
+    assert open_store(store).sizes["segment"] == 0  # nothing shown from a template not complete
+    report = extract([corpus], store, CONFIG, scheduler="synchronous", label_from="parent", progress=False,
+                     segment_chunk=2)
+    assert report.chunks_skipped == done  # resumed, not rewritten
     reference = str(tmp_path / "reference.zarr")
-    extract([corpus], reference, CONFIG, scheduler="synchronous", label_from="parent", progress=False)
+    extract([corpus], reference, CONFIG, scheduler="synchronous", label_from="parent", progress=False, segment_chunk=2)
     _same_store(store, reference)
 
 
