@@ -30,6 +30,16 @@ def _chunks_done(store: str) -> int:
     return sum(1 for _ in (Path(store) / "chunk_done" / "c").glob("*"))
 
 
+def _wait_for_a_chunk(store: str) -> None:
+    """Return once a chunk task has written its done-flag (fail after 120 s: a bound for a
+    broken run only)."""
+    deadline = time.monotonic() + 120
+    while not _chunks_done(store):
+        if time.monotonic() > deadline:
+            pytest.fail("no chunk task wrote while the template's values were being written")
+        time.sleep(0.05)
+
+
 def test_tasks_write_while_the_plan_coordinates_are_written(corpus: Path, tmp_path: Path,
                                                             monkeypatch: pytest.MonkeyPatch) -> None:
     """On a cluster the values step waits here until a chunk task has written its chunk: it
@@ -44,11 +54,7 @@ def test_tasks_write_while_the_plan_coordinates_are_written(corpus: Path, tmp_pa
     seen: list[int] = []
 
     def after_a_chunk(*args: Any) -> None:
-        deadline = time.monotonic() + 120  # a bound for a broken run only
-        while not _chunks_done(store):
-            if time.monotonic() > deadline:
-                pytest.fail("no chunk task wrote while the template's values were being written")
-            time.sleep(0.05)
+        _wait_for_a_chunk(store)
         seen.append(_chunks_done(store))
         # the root says: structure and file table written, the per-segment coordinates not yet
         group = zarr.open_group(store, mode="r")
@@ -81,11 +87,7 @@ def test_a_run_stopped_before_the_values_are_written_loses_no_chunk(corpus: Path
     store = str(tmp_path / "s.zarr")
 
     def broken(*args: Any) -> None:
-        deadline = time.monotonic() + 120  # a bound for a broken run only
-        while not _chunks_done(store):
-            if time.monotonic() > deadline:
-                pytest.fail("no chunk task wrote while the template's values were being written")
-            time.sleep(0.05)
+        _wait_for_a_chunk(store)
         raise OSError("disk full while writing the plan's coordinates")
 
     monkeypatch.setattr(write, "write_values", broken)
