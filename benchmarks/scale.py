@@ -10,7 +10,7 @@ template's structure (``pipeline.write.write_structure``), runs one task per chu
 its features (``segment_valid``, ``segment_valid_frames``, its report, its done-flag, through
 ``pipeline.regions`` and ``pipeline.store`` as ``pipeline.chunk.run_chunk`` does) and returns
 them as ``run_chunk`` does (merged as they arrive: ``pipeline.results.ChunkResults``) while
-the client writes the template's values (``pipeline.write.write_values``, as the extract does),
+the client writes the per-segment coordinates (``pipeline.write.write_values``, as the extract does),
 finalises (``pipeline.write.finalize``, with those results) and opens the store
 (``pipeline.store.open_store``). Each phase's
 wall time, the client's peak RSS during it and the objects in the store after it are printed,
@@ -152,7 +152,7 @@ def run(args: argparse.Namespace, store: Path, out: Callable[[str], None]) -> di
         layout = build_layout(entries, config)
     with timer.phase("tasks planned (graph.plan_tasks)"):
         tasks = plan_tasks(layout)
-    with timer.phase("template structure (write.write_structure)"):
+    with timer.phase("template structure + file table (write.write_structure)"):
         write_structure(url, {}, layout, config)
     segment_frames = config.n_frames
     started = time.perf_counter()
@@ -163,7 +163,7 @@ def run(args: argparse.Namespace, store: Path, out: Callable[[str], None]) -> di
         with timer.phase(f"{len(tasks):,} tasks on {args.workers} workers (per task below)", fixed=False):
             results = ChunkResults(layout.n_segments, layout.n_chunks)
             done = 0
-            values = timer.inside("template values (write.write_values, while the tasks run)",
+            values = timer.inside("per-segment coords (write.write_values, during the tasks)",
                                   functools.partial(write_values, url, {}, layout, config))
             for result in Runner(client).map(noop_chunk, tasks, url, segment_frames, {}, uuid.uuid4().hex, key="chunk",
                                              meanwhile=values):
@@ -199,7 +199,7 @@ def run(args: argparse.Namespace, store: Path, out: Callable[[str], None]) -> di
     out(f"compute the plan implies: {args.hours:,.0f} h x 3600 / {args.rate:.0f}x per worker / "
         f"{args.target_workers} workers = {compute:,.0f} s; 5% = {0.05 * compute:.1f} s")
     scaled = "" if args.scale == 1 else f" (measured {fixed:.2f} s at scale {args.scale}, x{1 / args.scale:.0f} linearly)"
-    out(f"fixed costs (layout, tasks planned, template structure, finalise, open_store): {fixed_full:.1f} s{scaled} "
+    out(f"fixed costs (layout, tasks planned, template structure + file table, finalise, open_store): {fixed_full:.1f} s{scaled} "
         f"= {100 * fixed_full / compute:.1f}% of compute")
     out(f"per-task overhead spread over {args.target_workers} workers: {scheduler:.1f} s "
         f"({100 * scheduler / compute:.1f}% of compute)")
