@@ -13,17 +13,13 @@ import zarr
 
 from pipeline import FeatureConfig, extract, open_store
 from pipeline.store import TEMPLATE_ATTR, TEMPLATE_FILES
+from pipeline.testing import assert_stores_equal
 
 CONFIG = FeatureConfig(features=("rms", "zcr"))
 
 
 def _same_store(a: str, b: str) -> None:
-    x, y = open_store(a), open_store(b)
-    assert sorted(x.variables) == sorted(y.variables)
-    for name in x.variables:
-        if name == "chunk_report":  # holds the run's timings
-            continue
-        np.testing.assert_array_equal(x[name].values, y[name].values, err_msg=name)
+    assert_stores_equal(open_store(a), open_store(b))
 
 
 def _chunks_done(store: str) -> int:
