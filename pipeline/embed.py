@@ -186,7 +186,7 @@ def _drop(root: Any, name: str) -> None:
 
 def _create(store: str, options: Mapping[str, Any], model: TrainedModel, name: str, dim: int) -> None:
     """The model group, the variable and its flag, then the record naming them (the commit)."""
-    from .write import _lazy
+    from .template import placeholder
 
     ds = open_raw(store, options)
     n, n_chunks = ds.sizes["segment"], ds.sizes["chunk"]
@@ -202,9 +202,9 @@ def _create(store: str, options: Mapping[str, Any], model: TrainedModel, name: s
         arr[...] = values
     models.attrs.put({"model": json.dumps(model.spec, sort_keys=True), "model_sha256": model.sha256})
     record = _record(model, name, dim)
-    var = xr.Variable(("segment", f"{name}_dim"), _lazy((n, dim), np.float32),
+    var = xr.Variable(("segment", f"{name}_dim"), placeholder((n, dim), np.float32),
                       {"description": record["description"], "units": "1", "family": name})
-    done_flag = xr.Variable(("chunk",), _lazy((n_chunks,), np.uint8),
+    done_flag = xr.Variable(("chunk",), placeholder((n_chunks,), np.uint8),
                        {"description": f"1 once the chunk's {name} embedding is written (written last)", "units": "1"})
     new = xr.Dataset({name: var}, coords={flag_name(name): done_flag})
     encoding = {name: {"chunks": (chunk, dim)}, flag_name(name): {"chunks": (1,)}}

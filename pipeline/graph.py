@@ -192,8 +192,10 @@ def _extract_claimed(
         entries = _manifest(where, uris, options, assigned, probed)
         layout = build_layout(entries, config, chunk=segment_chunk)
         extra = {"split_fractions": [float(f) for f in split_fractions]}
-        template = functools.partial(_write_template, "write_structure", store_url, options, layout, config, extra)
-        values = functools.partial(_write_template, "write_values", store_url, options, layout, config)
+        from .write import write_structure, write_values
+
+        template = functools.partial(write_structure, store_url, options, layout, config, extra)
+        values = functools.partial(write_values, store_url, options, layout, config)
         pending = list(range(layout.n_chunks))
     tasks = plan_tasks(layout, pending, flags=flags, partial=partial)
     report.chunks_total = layout.n_chunks
@@ -247,14 +249,6 @@ def _extract_claimed(
     report.phases["finalise"] = time.perf_counter() - finalise_started
     report.elapsed = time.perf_counter() - started
     return report
-
-
-def _write_template(step: str, *args: Any) -> None:
-    """``pipeline.write``'s ``step`` (``write_structure`` or ``write_values``)."""
-    # xarray, pandas and dask.array (about 1 s) imported once the tasks run, not before them
-    from . import write
-
-    getattr(write, step)(*args)
 
 
 def _in_process(*args: Any, **kwargs: Any) -> Any:

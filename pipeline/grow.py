@@ -13,10 +13,9 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import xarray as xr
 
 from .config import FeatureConfig
 from .errors import ConfigMismatch
@@ -31,6 +30,9 @@ from .store import (
     store_config,
     store_families,
 )
+
+if TYPE_CHECKING:  # imported where a family is added, not with the extract that may add one
+    import xarray as xr
 
 __all__ = ["add_families", "added_families", "commit_variables", "flag_name", "pending_families"]
 
@@ -60,29 +62,29 @@ def added_families(store_url: str, stored: FeatureConfig, config: FeatureConfig)
 
 def add_families(store_url: str, options: Mapping[str, Any], config: FeatureConfig, added: Sequence[str]) -> None:
     """Write the variables and flags of the families ``added``, then name them in the attributes."""
-    from .write import _lazy, family_template
+    from .template import ArraySpec, as_dataset, family_arrays
 
     ds = open_raw(store_url, options)
     n, n_chunks = ds.sizes["segment"], ds.sizes["chunk"]
     chunk = int(ds.attrs["segment_chunk"])
-    data_vars, coords, encoding = family_template(n, chunk, config, added)
-    for name in added:
-        coords[flag_name(name)] = xr.Variable(
-            ("chunk",), _lazy((n_chunks,), np.uint8),
-            {"description": f"1 once the chunk's {name} family is written (written last)", "units": "1"})
-        encoding[flag_name(name)] = {"chunks": (1,)}
+    specs = family_arrays(n, chunk, config, added)
+    specs += [ArraySpec(flag_name(name), ("chunk",), (n_chunks,), np.uint8,
+                        f"1 once the chunk's {name} family is written (written last)", "1", coord=True, chunks=(1,))
+              for name in added]
     existing = set(map(str, ds.variables))
-    coords = {k: v for k, v in coords.items() if k not in existing or k.startswith(FLAG_PREFIX)}
+    # the axes the store has already (frame times, bins) stay as they are; the flags are new
+    specs = [s for s in specs if not (s.coord and s.name in existing and not s.name.startswith(FLAG_PREFIX))]
+    new, encoding = as_dataset(specs)
     group = open_group(store_url, options, mode="r+")
     attrs = dict(group.attrs)  # to_zarr(mode="a") replaces the root attributes: put them back
     # leftovers of an addition interrupted before its commit: nothing in them is data yet
-    for name in [*data_vars, *(k for k in coords if k.startswith(FLAG_PREFIX))]:
+    for name in [*map(str, new.data_vars), *(k for k in map(str, new.coords) if k.startswith(FLAG_PREFIX))]:
         if name in group:
             del group[name]
     records = {name: {**family(name).describe(), "flag": flag_name(name)} for name in added}
     recorded = {*store_families(attrs), *records, *store_config(attrs, known_families_only=True).features}
     features = [name for name in family_names() if name in recorded]
-    commit_variables(store_url, options, attrs, xr.Dataset(data_vars, coords=coords), encoding, records,
+    commit_variables(store_url, options, attrs, new, encoding, records,
                      features=features)
 
 

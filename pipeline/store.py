@@ -45,6 +45,7 @@ __all__ = [
     "family_done",
     "family_flags",
     "finalized_copy",
+    "new_group",
     "open_group",
     "open_raw",
     "open_store",
@@ -109,6 +110,13 @@ def open_group(url: str, storage_options: Mapping[str, Any] | None = None, *, mo
     store = _zarr_store(url, storage_options, read_only=mode == "r")
     with quiet_zarr():
         return zarr.open_group(store=store, mode=mode, use_consolidated=consolidated)
+
+
+def new_group(url: str, storage_options: Mapping[str, Any] | None, attributes: Mapping[str, Any]) -> zarr.Group:
+    """A new, empty root group with ``attributes`` at ``url`` (whatever was there is removed)."""
+    store = _zarr_store(url, storage_options, read_only=False)
+    with quiet_zarr():
+        return zarr.open_group(store=store, mode="w", zarr_format=3, attributes=dict(attributes))
 
 
 def zarr_array(group: zarr.Group, name: str) -> zarr.Array[Any]:

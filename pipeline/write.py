@@ -3,48 +3,39 @@
 Everything that changes a store apart from a chunk task's own region (:mod:`pipeline.chunk`)
 happens here, in the client, under the store's claim (:mod:`pipeline.lock`):
 
-- :func:`write_template`: a new store's arrays, coordinates and attributes, with lazy
-  placeholders for what the tasks write, in two steps: :func:`write_structure` (what tasks
-  need to start) and :func:`write_values` (the plan's coordinates, while they compute);
-  ``pipeline_template = "complete"`` last.
+- :func:`write_template`: a new store's arrays (declared in :mod:`pipeline.template`),
+  coordinates and attributes, what the tasks write left unwritten, in two steps:
+  :func:`write_structure` (what tasks need to start) and :func:`write_values` (the plan's
+  coordinates, while they compute); ``pipeline_template = "complete"`` last.
 - :func:`append`: new files grow every array along ``segment``/``file``/``chunk``, starting on a
   chunk boundary (no finished chunk is rewritten); marked until complete, and
   :func:`rollback_unfinished_append` undoes a crashed one on the next run.
 - :func:`finalize`: the chunk reports merged into per-file status, error and warning.
 - :func:`file_columns` / :func:`file_records`: ``FileRecord``s to the ``file_*`` coordinates
   and back.
+
+A new store is written and finalised through zarr alone: no xarray, pandas or dask.array
+(about 1.2 s of imports, most of a small run's time on the command line).
 """
 
 from __future__ import annotations
 
 import json
-import uuid
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-import dask.array as da
 import numpy as np
-import xarray as xr
 import zarr
-from zarr.codecs import ZstdCodec
 
 from .config import FeatureConfig
 from .errors import ConfigMismatch, SchemaError
-from .families import family, iter_variables
+from .families import family
 from .flags import flag
 from .grow import added_families
-from .io import is_url
+from .peek import StoreView, peek_store
 from .results import ChunkResults, ExtractReport, keep_first_messages
-from .schema import (
-    SUMMARY_STATS,
-    FileRecord,
-    Layout,
-    build_layout,
-    netcdf_safe,
-    package_versions,
-    segment_coords,
-)
+from .schema import FileRecord, Layout, build_layout, segment_coords
 from .store import (
     COPIED,
     FINALIZED,
@@ -56,18 +47,30 @@ from .store import (
     as_text,
     consolidate,
     finalized_copy,
+    new_group,
     open_group,
-    open_raw,
-    quiet_zarr,
     store_config,
     store_families,
     task_columns,
     visible_segments,
     zarr_array,
 )
+from .template import (
+    COMPRESSORS,
+    FILE_DERIVED,
+    FILE_FIELDS,
+    as_dataset,
+    create_arrays,
+    root_attributes,
+    root_coordinates,
+    store_arrays,
+)
 
 if TYPE_CHECKING:
+    import xarray as xr
+
     from .probe import ManifestEntry
+    from .store import Readable
 
 __all__ = [
     "append",
@@ -84,179 +87,45 @@ __all__ = [
     "write_values",
 ]
 
-_COMPRESSORS = (ZstdCodec(level=1),)
-#: segment coordinates only the client writes (template, append) are stored this many chunks
-#: to an object: one object per chunk would make 238,000 of them for 12 million segments
-_PLAN_CHUNKS = 64
 _APPEND_ATTR = "append_in_progress"
 _GROWING_DIMS = ("segment", "file", "chunk")
-
-#: ``FileRecord`` field -> its ``file_*`` coordinate: (name, dtype, description, units). Both
-#: directions of the round trip read this table; ``file_status`` and ``file_duration`` are
-#: derived from it (from ``error``; from ``frames`` and ``sample_rate``).
-_FILE_FIELDS: dict[str, tuple[str, Any, str, str]] = {
-    "uri": ("file_path", object, "the input URI as given", "1"),
-    "label": ("file_label", object, "label", "1"),
-    "split": ("file_split", object, "train/val/test split", "1"),
-    "error": ("file_error", object, "why the file failed, one line (empty when ok)", "1"),
-    "warning": ("file_warning", object, "what was odd but kept, one line (empty when none)", "1"),
-    "sample_rate": ("file_sample_rate", np.int32, "native sample rate", "Hz"),
-    "frames": ("file_frames", np.int64, "frames the file holds (as far as its header and size tell), at the native rate", "1"),
-    "channels": ("file_channels", np.int32, "channels", "1"),
-    "size": ("file_bytes", np.int64, "size", "bytes"),
-    "fingerprint": ("file_fingerprint", object, "size + mtime or ETag, to detect changes", "1"),
-    "format": ("file_format", object, "container format from the header", "1"),
-    "first_segment": ("file_first_segment", np.int64, "index of the file's first segment", "1"),
-    "n_segments": ("file_segments", np.int32, "segments allocated to the file", "1"),
-}
-
-
-#: ``file_*`` coordinates derived from a ``FileRecord``'s fields: (dtype, description, units)
-_FILE_DERIVED: dict[str, tuple[Any, str, str]] = {
-    "file_status": (object, "ok, error, or pending (not all its chunks done)", "1"),
-    "file_duration": (np.float64, "duration from the header", "s"),
-}
-
-#: per-segment coordinates the client writes from the plan (``schema.segment_coords``):
-#: (dtype, description, units)
-_PLAN_COORDS: dict[str, tuple[Any, str, str]] = {
-    "segment_file": (np.int32, "index into the file dimension (-1: padding, never data)", "1"),
-    "segment_offset": (np.float64, "segment start from the file's start", "s"),
-    "label": (object, "label of the segment's file", "1"),
-    "split": (object, "train/val/test split of the segment's file", "1"),
-}
 
 
 def file_columns(files: Sequence[FileRecord]) -> dict[str, tuple[np.ndarray, str, str]]:
     """The ``file_*`` coordinates of ``files``: ``{name: (values, description, units)}``."""
     out: dict[str, tuple[np.ndarray, str, str]] = {
         name: (np.array([getattr(f, key) for f in files], dtype=dtype), desc, units)
-        for key, (name, dtype, desc, units) in _FILE_FIELDS.items()
+        for key, (name, dtype, desc, units) in FILE_FIELDS.items()
     }
     derived = {"file_status": ["error" if f.error else "pending" for f in files],
                "file_duration": [f.duration for f in files]}
-    for name, (dtype, desc, units) in _FILE_DERIVED.items():
+    for name, (dtype, desc, units) in FILE_DERIVED.items():
         out[name] = (np.array(derived[name], dtype=dtype), desc, units)
     return out
 
 
-def _file_column_types() -> dict[str, tuple[Any, str, str]]:
-    """``file_columns``' names with their (dtype, description, units), without values."""
-    return {**{name: (dtype, desc, units) for name, dtype, desc, units in _FILE_FIELDS.values()}, **_FILE_DERIVED}
-
-
-def file_records(ds: xr.Dataset) -> tuple[FileRecord, ...]:
+def file_records(ds: Readable) -> tuple[FileRecord, ...]:
     """The ``FileRecord`` of every file of a store, read back from its ``file_*`` coordinates."""
     columns: dict[str, list[Any]] = {}
-    for key, (name, dtype, _, _) in _FILE_FIELDS.items():
+    for key, (name, dtype, _, _) in FILE_FIELDS.items():
         values = as_text(ds[name]) if dtype is object else np.asarray(ds[name].values)
         columns[key] = [str(v) for v in values] if dtype is object else [int(v) for v in values]
-    return tuple(FileRecord(**{key: columns[key][i] for key in _FILE_FIELDS}) for i in range(ds.sizes["file"]))
+    return tuple(FileRecord(**{key: columns[key][i] for key in FILE_FIELDS}) for i in range(ds.sizes["file"]))
 
 
-def layout_from_store(ds: xr.Dataset) -> Layout:
+def layout_from_store(ds: Readable) -> Layout:
     """The layout a store was written with."""
     return Layout(files=file_records(ds), n_segments=ds.sizes["segment"], chunk=int(ds.attrs["segment_chunk"]))
 
 
-def _lazy(shape: tuple[int, ...], dtype: Any) -> da.Array:
-    """A placeholder of a variable tasks write (never computed): one dask chunk for the whole
-    array (its zarr chunking is the encoding's)."""
-    # named: dask need not hash anything to name a placeholder that is never computed. One dask
-    # chunk: ``to_zarr(compute=False)`` builds a graph of every placeholder chunk it will never
-    # run, which took 247 s and 8 GiB of client memory for a 10,000-hour store (47,600 chunks
-    # of 30 arrays; benchmarks/scale.py). Zarr's chunks come from the encoding either way.
-    placeholder: da.Array = da.zeros(shape, dtype=dtype, chunks=shape, name=f"placeholder-{uuid.uuid4().hex}")
-    return placeholder
-
-
-def family_template(n: int, chunk: int, config: FeatureConfig, names: Sequence[str]
-                    ) -> tuple[dict[str, Any], dict[str, Any], dict[str, dict[str, Any]]]:
-    """Data variables (placeholders), coordinates (frame times, bins axes) and encoding of the
-    families ``names`` for ``n`` segments in chunks of ``chunk``."""
-    data_vars: dict[str, Any] = {}
-    coords: dict[str, Any] = {}
-    encoding: dict[str, dict[str, Any]] = {}
-    for fam, var in iter_variables(tuple(names)):
-        dims = fam.dims(var)
-        shape = (n, *fam.shape(var, config))
-        chunks = (chunk, *shape[1:])
-        attrs = {"description": var.description, "units": var.units, "family": fam.name}
-        data_vars[var.name] = xr.Variable(dims, _lazy(shape, np.float32), attrs)
-        encoding[var.name] = {"chunks": chunks, "compressors": _COMPRESSORS}
-        framing = fam.framing
-        if var.per_frame and f"{framing.dim}_time" not in coords:
-            coords[f"{framing.dim}_time"] = xr.Variable(
-                (framing.dim,), framing.times(config),
-                {"description": f"frame centre from the segment start ({framing.description})", "units": "s"})
-        axis = var.bins
-        if axis is not None and (axis.coord_name or axis.name) not in coords:
-            coords[axis.coord_name or axis.name] = xr.Variable(
-                (axis.name,), axis.coordinate(config), {"description": axis.description, "units": axis.units})
-        if not var.per_frame:
-            continue
-        for stat in SUMMARY_STATS:
-            sdims = (dims[0], *dims[2:])
-            sshape = (shape[0], *shape[2:])
-            schunks = (chunk, *sshape[1:])
-            sattrs = {"description": f"{stat} over the segment's valid frames of {var.name}", "units": var.units,
-                      "family": fam.name}
-            data_vars[f"{var.name}_{stat}"] = xr.Variable(sdims, _lazy(sshape, np.float32), sattrs)
-            encoding[f"{var.name}_{stat}"] = {"chunks": schunks, "compressors": _COMPRESSORS}
-    return data_vars, coords, encoding
-
-
-def make_template(layout: Layout, config: FeatureConfig, *, extra_attrs: dict[str, Any] | None = None,
-                  values: bool = True) -> tuple[xr.Dataset, dict[str, dict[str, Any]]]:
-    """The store's dataset with lazy (dask) placeholders for everything tasks write.
-
-    Returns the dataset and its zarr encoding. Numpy-backed variables (plan coordinates,
-    axes, per-file facts) are written by ``to_zarr(compute=False)``; the placeholders are
-    written later, chunk by chunk, as regions. With ``values=False`` the plan's per-segment and
-    per-file coordinates are placeholders too (their dtypes, not their values: nothing computed
-    from the layout's files).
-    """
-    n, chunk = layout.n_segments, layout.chunk
-    lazy = _lazy
-    data_vars, coords, encoding = family_template(n, chunk, config, config.features)
-
-    plan = segment_coords(layout, config) if values else {}
-    for key, (dtype, desc, units) in _PLAN_COORDS.items():
-        coords[key] = xr.Variable(("segment",), plan[key] if values else lazy((n,), dtype),
-                                  {"description": desc, "units": units})
-        encoding[key] = {"chunks": (chunk * _PLAN_CHUNKS,)}
-    # what a chunk task writes (its region) stays unwritten here: 0 until the chunk is done
-    coords["segment_valid_frames"] = xr.Variable(
-        ("segment",), lazy((n,), np.int32),
-        {"description": "frames holding real audio; the rest is zero-padding", "units": "1"})
-    encoding["segment_valid_frames"] = {"chunks": (chunk,)}
-    coords["segment_valid"] = xr.Variable(
-        ("segment",), lazy((n,), np.bool_),
-        {"description": "true once the segment's chunk stored real audio for it", "units": "1"},
-    )
-    encoding["segment_valid"] = {"chunks": (chunk,)}
-
-    if values:
-        for key, (column, desc, units) in file_columns(layout.files).items():
-            coords[key] = xr.Variable(("file",), column, {"description": desc, "units": units})
-    else:
-        for key, (dtype, desc, units) in _file_column_types().items():
-            coords[key] = xr.Variable(("file",), lazy((len(layout.files),), dtype), {"description": desc, "units": units})
-
-    n_chunks = layout.n_chunks
-    coords["chunk_done"] = xr.Variable(("chunk",), lazy((n_chunks,), np.uint8), {"description": "1 once the chunk's data is written (written last)", "units": "1"})
-    encoding["chunk_done"] = {"chunks": (1,)}
-    coords["chunk_report"] = xr.Variable(("chunk",), np.full(n_chunks, "", dtype=object), {"description": "JSON: per-file status of the chunk's decode", "units": "1"})
-    encoding["chunk_report"] = {"chunks": (1,)}
-
-    now = datetime.now(UTC).isoformat(timespec="seconds")
-    families = {name: family(name).describe() for name in config.features}
-    root_attrs: dict[str, Any] = {**config.to_dict(), "segment_chunk": chunk, "families": families,
-                             "versions": package_versions(), "created": now, "updated": now,
-                             "description": "Audio features (librosa reference) per segment; see docs/store.md"}
-    root_attrs.update(extra_attrs or {})
-    ds = xr.Dataset(data_vars, coords=coords, attrs=netcdf_safe(root_attrs))
-    return ds, encoding
+def make_template(layout: Layout, config: FeatureConfig, *, extra_attrs: dict[str, Any] | None = None
+                  ) -> tuple[xr.Dataset, dict[str, dict[str, Any]]]:
+    """The store :func:`write_template` writes, as an ``xr.Dataset`` with its values (Dask
+    placeholders for everything tasks write) and its zarr encoding: what
+    ``to_zarr(compute=False)`` writes the same store from (tests/test_write.py)."""
+    values = {**segment_coords(layout, config), **{name: v for name, (v, _, _) in file_columns(layout.files).items()},
+              "chunk_report": np.full(layout.n_chunks, "", dtype=object)}
+    return as_dataset(store_arrays(layout, config), values, root_attributes(config, layout.chunk, extra_attrs))
 
 
 def write_template(store_url: str, options: Mapping[str, Any], layout: Layout, config: FeatureConfig,
@@ -268,40 +137,22 @@ def write_template(store_url: str, options: Mapping[str, Any], layout: Layout, c
 
 def write_structure(store_url: str, options: Mapping[str, Any], layout: Layout, config: FeatureConfig,
                     extra_attrs: dict[str, Any] | None = None) -> None:
-    """A new store's first step: every array's metadata, the root attributes, the axes' values
+    """A new store's first step: the root attributes, every array's metadata, the axes' values
     and the file table (``file_*``); then ``pipeline_template = "files"``; consolidated. All a
     chunk task needs to write its region, so the tasks can start; and all a later run needs to
     complete the template (:func:`complete_template`) if this one stops before
     :func:`write_values` has: a chunk done meanwhile is never lost.
 
-    xarray writes the structure (every array's metadata, the coordinates' attributes); the
-    string arrays are made through zarr (xarray infers and converts an object array through
-    pandas, three times zarr's own cost). The arrays are the ones xarray would write
-    (tests/test_write.py). Nothing is computed from the layout's files here: the plan's
-    per-segment coordinates (12 million at 10,000 hours) are :func:`write_values`' job, done
-    while the tasks compute.
+    Through zarr alone (:mod:`pipeline.template`), as xarray would write it. Nothing is
+    computed from the layout's files here but the file table: the plan's per-segment
+    coordinates (12 million at 10,000 hours) are :func:`write_values`' job, done while the
+    tasks compute.
     """
-    ds, encoding = make_template(layout, config, extra_attrs=extra_attrs, values=False)
-    # the string variables but the axes (``pitch_class``: a dimension coordinate, which xarray
-    # writes itself; a placeholder there would be computed into an index, importing distributed
-    # to look for a client): made empty here, the small ones filled, the plan's written later
-    strings = {str(name): None if isinstance(var.data, da.Array) else np.asarray(var.values)
-               for name, var in ds.variables.items() if var.dtype == object and name not in var.dims}
-    # placeholders (never computed) where the strings go: xarray writes their structure only
-    ds = ds.assign_coords({name: xr.Variable(var.dims, _lazy(var.shape, np.uint8), var.attrs, var.encoding)
-                           for name, var in ds.variables.items() if name in strings})
-    with quiet_zarr():
-        ds.to_zarr(
-            store_url, mode="w", compute=False, encoding=encoding, consolidated=False, zarr_format=3,
-            storage_options=dict(options) if is_url(store_url) else None,
-        )
-    group = open_group(store_url, options, mode="r+")
-    for name, values in strings.items():
-        placeholder = zarr_array(group, name)
-        array = group.create_array(name, shape=placeholder.shape, chunks=placeholder.chunks, dtype=str,
-                                   dimension_names=getattr(placeholder.metadata, "dimension_names", None),
-                                   attributes=dict(placeholder.attrs), overwrite=True)
-        _fill(array, values)
+    specs = store_arrays(layout, config)
+    # the root attributes first: a store interrupted from here on is known as ours (rewritten)
+    group = new_group(store_url, options, {**root_attributes(config, layout.chunk, extra_attrs),
+                                           **root_coordinates(specs)})
+    create_arrays(group, specs)
     for name, (values, _, _) in file_columns(layout.files).items():
         _fill(zarr_array(group, name), values)
     group.attrs[TEMPLATE_ATTR] = TEMPLATE_FILES  # after the file table: what completes the rest
@@ -329,7 +180,7 @@ def complete_template(store_url: str, options: Mapping[str, Any]) -> None:
     group = open_group(store_url, options, mode="r")
     if group.attrs.get(TEMPLATE_ATTR) != TEMPLATE_FILES:
         return
-    ds = open_raw(store_url, options, dask=False)
+    ds = peek_store(store_url, options)
     write_values(store_url, options, layout_from_store(ds), store_config(ds.attrs))
 
 
@@ -450,9 +301,9 @@ def finalize(store_url: str, options: Mapping[str, Any], report: ExtractReport, 
     errors and warnings are in the file columns it wrote); only chunks done elsewhere (a
     crashed run, a store older than the copy) are read one object per chunk.
     """
-    ds = open_raw(store_url, options, dask=False)  # small variables, each read in one batch
     # the consolidated metadata is current: nothing changes a shape while tasks run
     group = open_group(store_url, options, mode="r", consolidated=True)
+    ds = StoreView(group)  # the small variables, each read whole once, through zarr alone
     done = flag(ds)
     n_files = ds.sizes["file"]
     chunk = int(ds.attrs["segment_chunk"])
@@ -532,7 +383,7 @@ def _write_copy(group: zarr.Group, columns: Mapping[str, np.ndarray], audio: np.
 
     def one(name: str, values: np.ndarray | None, dim: str, size: int, per: int, dtype: Any, description: str) -> zarr.Array[Any]:
         array = sub.create_array(name, shape=(size,), chunks=(max(1, min(size, per)),), dtype=dtype, fill_value=0,
-                                 compressors=_COMPRESSORS, dimension_names=(dim,),
+                                 compressors=COMPRESSORS, dimension_names=(dim,),
                                  attributes={"description": description})
         if values is not None and size:
             array[:] = values

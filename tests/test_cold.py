@@ -62,16 +62,19 @@ def test_info_imports_nothing_heavy(small_store: str) -> None:
     assert _heavy_imports("info", small_store) == []
 
 
-def test_an_in_process_extract_imports_no_cluster(tmp_path: Path) -> None:
+def test_an_in_process_extract_imports_no_cluster_and_no_xarray(tmp_path: Path) -> None:
     """A run too small for worker processes computes here: it imports no distributed (0.6 s),
-    not even through dask looking for a client when xarray computes a placeholder (an axis of
-    strings, chroma's pitch_class, was one)."""
+    not even through dask looking for a client (an axis of strings, chroma's pitch_class, was
+    one), and writes its new store through zarr alone: no xarray, pandas or dask.array (1.2 s)."""
     from test_resume_append import write_clips
 
     write_clips(tmp_path / "clips", ["a", "b"], seconds=4.0)
-    heavy = _heavy_imports("extract", str(tmp_path / "clips"), "-o", str(tmp_path / "s.zarr"), "--no-progress",
-                           "--features", "chroma,rms")
-    assert "distributed" not in heavy and "librosa" not in heavy
+    modules = (*HEAVY, "xarray", "pandas", "dask.array")
+    proc = subprocess.run([sys.executable, "-c", _RUNNER.format(heavy=modules), "extract", str(tmp_path / "clips"),
+                           "-o", str(tmp_path / "s.zarr"), "--no-progress", "--features", "chroma,rms"],
+                          capture_output=True, text=True, timeout=120, check=False)
+    assert "in-process: 2 files" in proc.stderr, proc.stderr
+    assert proc.stderr.strip().splitlines()[-1] == "[]", proc.stderr
     assert open_store(str(tmp_path / "s.zarr")).sizes["segment"] > 0
 
 

@@ -13,8 +13,8 @@ from pipeline.config import FeatureConfig
 from pipeline.probe import FileInfo, ManifestEntry
 from pipeline.schema import FileRecord, Layout, build_layout
 from pipeline.store import as_text, open_raw
+from pipeline.template import FILE_FIELDS
 from pipeline.write import (
-    _FILE_FIELDS,
     file_columns,
     file_records,
     layout_from_store,
@@ -45,7 +45,7 @@ def _layout() -> Layout:
 
 
 def test_every_file_record_field_has_a_column() -> None:
-    assert set(_FILE_FIELDS) == set(FileRecord._fields)
+    assert set(FILE_FIELDS) == set(FileRecord._fields)
 
 
 def test_file_records_round_trip_through_a_written_store(tmp_path: Path) -> None:
