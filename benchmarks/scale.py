@@ -37,6 +37,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import xarray  # noqa: F401  (before any timing: open_store's one-off import, not a cost of the corpus's size)
 
 from pipeline.chunk import ChunkTask, _store_group, write_chunk
 from pipeline.cluster import Runner, cluster

@@ -93,14 +93,17 @@ _GROWING_DIMS = ("segment", "file", "chunk")
 
 def file_columns(files: Sequence[FileRecord]) -> dict[str, tuple[np.ndarray, str, str]]:
     """The ``file_*`` coordinates of ``files``: ``{name: (values, description, units)}``."""
+    # field by field from the records transposed (1.2 million at 10,000 hours): not a getattr per field per file
+    fields = dict(zip(FileRecord._fields, zip(*files, strict=True), strict=True)) if files else {}
     out: dict[str, tuple[np.ndarray, str, str]] = {
-        name: (np.array([getattr(f, key) for f in files], dtype=dtype), desc, units)
+        name: (np.array(fields.get(key, ()), dtype=dtype), desc, units)
         for key, (name, dtype, desc, units) in FILE_FIELDS.items()
     }
-    derived = {"file_status": ["error" if f.error else "pending" for f in files],
-               "file_duration": [f.duration for f in files]}
+    errors, frames, rates = out["file_error"][0], out["file_frames"][0], out["file_sample_rate"][0]
+    derived = {"file_status": np.where(errors != "", "error", "pending"),
+               "file_duration": np.divide(frames, rates, out=np.zeros(len(files)), where=rates != 0)}
     for name, (dtype, desc, units) in FILE_DERIVED.items():
-        out[name] = (np.array(derived[name], dtype=dtype), desc, units)
+        out[name] = (derived[name].astype(dtype), desc, units)
     return out
 
 
