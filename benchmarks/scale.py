@@ -15,7 +15,10 @@ finalises (``pipeline.write.finalize``, with those results) and opens the store
 (``pipeline.store.open_store``). Each phase's
 wall time, the client's peak RSS during it and the objects in the store after it are printed,
 then the budget: every fixed cost together against 5% of the compute the plan implies at
-``--target-workers`` workers of ``--rate`` x real time each (900x: docs/scaling.md).
+``--target-workers`` workers of ``--rate`` x real time each (900x: docs/scaling.md), and
+against the same share at the rate of this machine's kernels measured in the same run
+(``compute`` on 32 segments of synthetic genre audio, one thread, best of 3: an upper bound of
+a task's rate, which also decodes and writes, so this share is an upper bound too).
 
 ``--scale 0.01`` runs 1% of the corpus (files and hours) in a few seconds.
 """
@@ -141,6 +144,28 @@ class Timer:
         return timed
 
 
+def kernel_rate(config: FeatureConfig) -> float:
+    """Audio seconds per second of one worker's kernels on this machine, now: ``compute`` of
+    ``config``'s families on 32 segments (in the extract's batches), one thread, best of 3."""
+    from threadpoolctl import threadpool_limits
+
+    from pipeline.families.inputs import compute
+    from pipeline.settings import setting
+    from pipeline.synth.genres import GENRES, genre_clip
+
+    batch = int(setting("batch-segments"))
+    clips = [genre_clip(GENRES[i % len(GENRES)], seconds=30.0, sr=config.sr, seed=i) for i in range(4)]
+    y = np.concatenate(clips)[: 32 * config.segment_samples].reshape(32, config.segment_samples)
+    best = float("inf")
+    with threadpool_limits(limits=1):
+        for _ in range(3):
+            t0 = time.perf_counter()
+            for i in range(0, len(y), batch):
+                compute(y[i : i + batch], config)
+            best = min(best, time.perf_counter() - t0)
+    return 32 * config.segment_seconds / best
+
+
 def run(args: argparse.Namespace, store: Path, out: Callable[[str], None]) -> dict[str, float]:
     files = max(1, round(args.files * args.scale))
     hours = args.hours * args.scale
@@ -186,6 +211,8 @@ def run(args: argparse.Namespace, store: Path, out: Callable[[str], None]) -> di
             xr.open_zarr(url)[DONE].values  # noqa: B018
 
     compute = args.hours * 3600 / args.rate / args.target_workers
+    rate_here = kernel_rate(config)
+    compute_here = args.hours * 3600 / rate_here / args.target_workers
     fixed = sum(p.seconds for p in timer.phases if p.fixed)
     scheduler = per_task * len(tasks) / (args.scale * args.target_workers) if args.scale else 0.0
     fixed_full = fixed / args.scale
@@ -204,8 +231,10 @@ def run(args: argparse.Namespace, store: Path, out: Callable[[str], None]) -> di
         f"= {100 * fixed_full / compute:.1f}% of compute")
     out(f"per-task overhead spread over {args.target_workers} workers: {scheduler:.1f} s "
         f"({100 * scheduler / compute:.1f}% of compute)")
+    out(f"this machine's kernels, measured in this run: {rate_here:.0f}x real time per worker (one thread); "
+        f"compute at that rate = {compute_here:,.0f} s; fixed costs = {100 * fixed_full / compute_here:.1f}% of it")
     return {"fixed": fixed_full, "compute": compute, "per_task": per_task, "visible": float(visible),
-            "segments": float(layout.n_segments)}
+            "segments": float(layout.n_segments), "rate_here": rate_here}
 
 
 def main(argv: list[str] | None = None) -> int:

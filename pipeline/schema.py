@@ -23,6 +23,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "CHUNK_TARGET_BYTES",
+    "FROM_FILES",
     "SEGMENT_PADDING",
     "SPLITS",
     "SUMMARY_STATS",
@@ -31,6 +32,7 @@ __all__ = [
     "chunk_segments",
     "netcdf_safe",
     "package_versions",
+    "per_segment",
     "resampled_length",
     "resampled_lengths",
     "segment_coords",
@@ -205,14 +207,24 @@ def package_versions() -> dict[str, str]:
     return out
 
 
+#: per-segment coordinates that are their file's: segment coordinate -> the file coordinate it
+#: repeats (the writer fills them from the records, readers from the stored file table)
+FROM_FILES: dict[str, str] = {"label": "file_label", "split": "file_split"}
+
+
+def per_segment(per_file: np.ndarray, segment_file: np.ndarray) -> np.ndarray:
+    """Each segment's file's value of ``per_file`` ("" on padding, ``segment_file < 0``)."""
+    values = per_file[np.maximum(segment_file, 0)] if per_file.size else np.zeros(segment_file.shape, per_file.dtype)
+    values[segment_file < 0] = ""
+    return values
+
+
 def segment_coords(layout: Layout, config: FeatureConfig) -> dict[str, np.ndarray]:
     """Per-segment coordinates known from the plan (before decoding): vectorised over files
     (1.2 million at 10,000 h), not a Python loop per file."""
     n = layout.n_segments
     seg_file = np.full(n, SEGMENT_PADDING, dtype=np.int32)
     offset = np.zeros(n, dtype=np.float64)
-    label = np.full(n, "", dtype=object)
-    split = np.full(n, "", dtype=object)
     files = layout.files
     count = np.fromiter((r.n_segments for r in files), dtype=np.int64, count=len(files))
     first = np.fromiter((r.first_segment for r in files), dtype=np.int64, count=len(files))
@@ -223,6 +235,6 @@ def segment_coords(layout: Layout, config: FeatureConfig) -> dict[str, np.ndarra
         where = first[owner] + within
         seg_file[where] = owner
         offset[where] = within * config.segment_hop_samples / config.sr
-        label[where] = np.array([r.label for r in files], dtype=object)[owner]
-        split[where] = np.array([r.split for r in files], dtype=object)[owner]
+    label = per_segment(np.array([r.label for r in files], dtype=object), seg_file)
+    split = per_segment(np.array([r.split for r in files], dtype=object), seg_file)
     return {"segment_file": seg_file, "segment_offset": offset, "label": label, "split": split}

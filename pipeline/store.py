@@ -16,6 +16,7 @@ from .config import FeatureConfig
 from .errors import ConfigError, SchemaError, StorageError, one_line
 from .flags import DONE, FLAG_PREFIX, flag, with_listed_flags
 from .io import filesystem, is_url
+from .schema import FROM_FILES, per_segment
 
 if TYPE_CHECKING:  # xarray is imported where a store is opened through it: info reads through zarr alone
     import xarray as xr
@@ -400,25 +401,18 @@ def open_store(url: str, storage_options: Mapping[str, Any] | None = None) -> xr
     return ds.assign_coords(segment=index)
 
 
-#: per-segment coordinates that repeat a per-file one: ``label`` is ``file_label[segment_file]``
-#: ("" on padding). The store holds them whole (for ``xr.open_zarr``); readers here take them
-#: from the file's, 1.2 million strings instead of 12 million at 10,000 hours.
-FROM_FILES = {"label": "file_label", "split": "file_split"}
-
-
 def per_segment_from_files(ds: xr.Dataset) -> dict[str, xr.Variable]:
-    """``FROM_FILES``' per-segment coordinates of ``ds``, from its (loaded) ``segment_file``
-    and file coordinates: the values, dtype and attributes the stored arrays read as."""
+    """``schema.FROM_FILES``' per-segment coordinates of ``ds`` from its (loaded)
+    ``segment_file`` and file coordinates, as the writer derived them: the values, dtype and
+    attributes the stored arrays read as. The store holds them whole (for ``xr.open_zarr``);
+    readers here take them from the file table, 1.2 million strings instead of 12 million at
+    10,000 hours."""
     import xarray as xr
 
     owner = np.asarray(ds["segment_file"].values)
-    out = {}
-    for name, source in FROM_FILES.items():
-        per_file = np.asarray(ds[source].values)
-        values = per_file[np.maximum(owner, 0)] if per_file.size else np.zeros(owner.shape, per_file.dtype)
-        values[owner < 0] = ""
-        out[name] = xr.Variable(("segment",), values, ds[name].attrs, ds[name].encoding)
-    return out
+    return {name: xr.Variable(("segment",), per_segment(np.asarray(ds[source].values), owner), ds[name].attrs,
+                              ds[name].encoding)
+            for name, source in FROM_FILES.items()}
 
 
 def _incomplete_families(ds: xr.Dataset, visible: np.ndarray) -> set[str]:

@@ -5,6 +5,7 @@ opening a store reads no flag object."""
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from collections import Counter
@@ -194,3 +195,5 @@ def test_scale_benchmark_runs_at_a_tiny_scale(tmp_path: Path) -> None:
     assert "corpus: 1,200 files, 10.0 h, 12,000 segments, 48 chunks of 252" in out
     assert "visible segments after open_store: 12,000 (report: 1,200 files ok, 0 pending)" in out
     assert "fixed costs" in out and "5% = 40.0 s" in out
+    assert re.search(r"this machine's kernels, measured in this run: \d+x real time per worker \(one thread\); "
+                     r"compute at that rate = [\d,]+ s; fixed costs = [\d.]+% of it", out), out

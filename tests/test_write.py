@@ -11,7 +11,7 @@ import zarr
 
 from pipeline.config import FeatureConfig
 from pipeline.probe import FileInfo, ManifestEntry
-from pipeline.schema import FileRecord, Layout, build_layout
+from pipeline.schema import FileRecord, Layout, build_layout, segment_coords
 from pipeline.store import as_text, open_raw
 from pipeline.template import FILE_FIELDS
 from pipeline.write import (
@@ -102,7 +102,8 @@ def test_layout_and_plan_vectorised_equal_a_file_by_file_reference() -> None:
         sr = int(rng.choice([8000, 22050, 44100, 48000]))
         frames = int(rng.choice([0, 1, sr, int(rng.integers(1, 20 * sr))]))
         error = "unreadable audio header" if i % 11 == 3 else ""
-        entries.append(_entry(f"/data/{i:03d}.wav", sample_rate=sr, frames=frames, error=error))
+        entries.append(_entry(f"/data/{i:03d}.wav", sample_rate=sr, frames=frames, error=error,
+                              label=["jazz", "rock", ""][i % 3], split=["train", "val", "test"][i % 3 - 1]))
     old = build_layout(entries[:25], CONFIG, chunk=3)
     layout = build_layout(entries[25:], CONFIG, chunk=3, first_segment=old.n_chunks * 3, first_file_records=old.files)
     cursor = 0
@@ -115,6 +116,16 @@ def test_layout_and_plan_vectorised_equal_a_file_by_file_reference() -> None:
         cursor += n
     assert layout.n_segments == cursor
     owner = {s: f for f, r in enumerate(layout.files) for s in range(r.first_segment, r.first_segment + r.n_segments)}
+    # the plan's per-segment coordinates, segment by segment: the owner's, padding -1 and ""
+    coords = segment_coords(layout, CONFIG)
+    padding = [s for s in range(layout.n_segments) if s not in owner]
+    assert padding  # the append starts on a chunk boundary
+    for s in range(layout.n_segments):
+        f = owner.get(s)
+        record = layout.files[f] if f is not None else None
+        expected = (-1, 0.0, "", "") if record is None else (
+            f, (s - record.first_segment) * CONFIG.segment_hop_samples / CONFIG.sr, record.label, record.split)
+        assert (coords["segment_file"][s], coords["segment_offset"][s], coords["label"][s], coords["split"][s]) == expected, s
     pending = [c for c in range(layout.n_chunks) if c % 4 != 1]
     partial = {1: ("zcr",)}
     tasks = plan_tasks(layout, pending, partial=partial)
