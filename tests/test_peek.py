@@ -105,7 +105,7 @@ def test_open_store_takes_label_and_split_from_the_files(tmp_path: Path) -> None
     assert (raw["segment_file"].values < 0).any()  # padding is covered
     for name, derived in per_segment_from_files(raw).items():
         stored = raw[name]
-        assert derived.dtype == stored.dtype and derived.attrs == stored.attrs, name
+        assert derived.dtype == object and derived.attrs == stored.attrs, name  # Python strings, not StringDType
         np.testing.assert_array_equal(derived.values, stored.values, err_msg=name)
     copy = tmp_path / "s.zarr"
     shutil.copytree(store, copy)
@@ -115,7 +115,7 @@ def test_open_store_takes_label_and_split_from_the_files(tmp_path: Path) -> None
     ds = open_store(str(copy))
     visible = ds["segment"].values
     for name in ("label", "split"):
-        assert ds[name].dtype == raw[name].dtype
+        assert ds[name].dtype == object
         np.testing.assert_array_equal(ds[name].values, raw[name].values[visible], err_msg=name)
     assert set(ds["label"].values) == {"high", "low"}
 
@@ -137,3 +137,23 @@ def test_info_reads_the_task_columns_from_the_finalised_copy(grown_store: str, t
                                   xr.open_zarr(grown_store, chunks=None)["segment_valid_frames"].values)
     assert format_info(str(copy), check_files=False) == format_info(grown_store, check_files=False).replace(
         grown_store, str(copy))
+
+
+def test_visible_segments_are_done_valid_real_and_of_a_file_not_failed() -> None:
+    """Segment by segment, the rule readers apply: its chunk done, audio stored, not padding,
+    and its file not failed (a file whose later chunk failed to decode hides the segments an
+    earlier chunk stored); a status given (finalise's) replaces the stored one."""
+    from pipeline.store import TEMPLATE_ATTR, TEMPLATE_COMPLETE
+
+    # 3 chunks of 4: files 0 (segments 0-4), 1 (5-7, failed in chunk 1), 2 (8-9); 10, 11 padding
+    segment_file = np.array([0, 0, 0, 0, 0, 1, 1, 1, 2, 2, -1, -1], dtype=np.int32)
+    valid = np.array([1, 1, 0, 1, 1, 1, 1, 1, 1, 1, 0, 0], dtype=bool)
+    ds = xr.Dataset(
+        coords={"segment_file": ("segment", segment_file), "segment_valid": ("segment", valid),
+                "chunk_done": ("chunk", np.array([1, 1, 0], dtype=np.uint8)),
+                "file_status": ("file", np.array(["ok", "error", "pending"], dtype=np.dtypes.StringDType()))},
+        attrs={TEMPLATE_ATTR: TEMPLATE_COMPLETE, "segment_chunk": 4})
+    assert visible_segments(ds).tolist() == [0, 1, 3, 4]  # 2 invalid, 5-7 failed, 8-11 chunk not done
+    status = np.array(["ok", "ok", "ok"], dtype=object)
+    assert visible_segments(ds, status).tolist() == [0, 1, 3, 4, 5, 6, 7]
+    assert visible_segments(ds.assign_attrs({TEMPLATE_ATTR: "files"})).size == 0  # template not complete
