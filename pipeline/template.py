@@ -35,8 +35,10 @@ if TYPE_CHECKING:
     import xarray as xr
 
 __all__ = [
+    "COMPRESSORS",
     "FILE_DERIVED",
     "FILE_FIELDS",
+    "PLAN_CHUNKS",
     "PLAN_COORDS",
     "ArraySpec",
     "as_dataset",
