@@ -21,7 +21,7 @@ from threadpoolctl import threadpool_limits
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from run import BATCH_SEGMENTS, best_of, segments
+from common import BATCH_SEGMENTS, best_of, segments
 
 from pipeline import FeatureConfig
 from pipeline.families.inputs import compute

@@ -14,7 +14,6 @@ import os
 import resource
 import sys
 import tempfile
-import time
 import warnings
 from pathlib import Path
 
@@ -25,12 +24,10 @@ from threadpoolctl import threadpool_limits
 
 from pipeline import ExtractReport, FeatureConfig, extract
 from pipeline.features import compute_features
-from pipeline.settings import setting
 from pipeline.synth import GENRES, genre_clip
 
-SR = 22050
-#: segments per ``compute_features`` call in a chunk task (the ``pipeline.batch-segments`` setting)
-BATCH_SEGMENTS = int(setting("batch-segments"))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import BATCH_SEGMENTS, SR, best_of, segments
 
 
 def naive_librosa(y: np.ndarray, config: FeatureConfig) -> None:
@@ -46,21 +43,6 @@ def naive_librosa(y: np.ndarray, config: FeatureConfig) -> None:
     librosa.feature.spectral_rolloff(y=y, sr=SR, **kw)
     librosa.feature.zero_crossing_rate(y, frame_length=config.n_fft, hop_length=config.hop_length)
     librosa.feature.rms(y=y, frame_length=config.n_fft, hop_length=config.hop_length)
-
-
-def segments(n: int, config: FeatureConfig) -> np.ndarray:
-    clips = [genre_clip(GENRES[i % len(GENRES)], seconds=30.0, sr=SR, seed=i) for i in range(-(-n // 10))]
-    audio = np.concatenate(clips)
-    return audio[: n * config.segment_samples].reshape(n, config.segment_samples)
-
-
-def best_of(repeat: int, func: object) -> float:
-    times = []
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        func()  # type: ignore[operator]
-        times.append(time.perf_counter() - t0)
-    return min(times)
 
 
 def time_kernels(y: np.ndarray, config: FeatureConfig, repeat: int) -> float:

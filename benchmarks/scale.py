@@ -147,22 +147,14 @@ class Timer:
 def kernel_rate(config: FeatureConfig) -> float:
     """Audio seconds per second of one worker's kernels on this machine, now: ``compute`` of
     ``config``'s families on 32 segments (in the extract's batches), one thread, best of 3."""
+    from common import BATCH_SEGMENTS, best_of, segments
     from threadpoolctl import threadpool_limits
 
     from pipeline.families.inputs import compute
-    from pipeline.settings import setting
-    from pipeline.synth.genres import GENRES, genre_clip
 
-    batch = int(setting("batch-segments"))
-    clips = [genre_clip(GENRES[i % len(GENRES)], seconds=30.0, sr=config.sr, seed=i) for i in range(4)]
-    y = np.concatenate(clips)[: 32 * config.segment_samples].reshape(32, config.segment_samples)
-    best = float("inf")
+    y = segments(32, config)
     with threadpool_limits(limits=1):
-        for _ in range(3):
-            t0 = time.perf_counter()
-            for i in range(0, len(y), batch):
-                compute(y[i : i + batch], config)
-            best = min(best, time.perf_counter() - t0)
+        best = best_of(3, lambda: [compute(y[i : i + BATCH_SEGMENTS], config) for i in range(0, len(y), BATCH_SEGMENTS)])
     return 32 * config.segment_seconds / best
 
 
