@@ -47,6 +47,7 @@ __all__ = [
     "placeholder",
     "root_attributes",
     "root_coordinates",
+    "storable",
     "store_arrays",
 ]
 
@@ -232,7 +233,13 @@ def create_arrays(group: zarr.Group, specs: Sequence[ArraySpec]) -> None:
             compressors=COMPRESSORS if spec.compressed else "auto", dimension_names=spec.dims,
             attributes={**spec.attrs, **extra}, overwrite=True)
         if spec.values is not None and spec.values.size:
-            array[...] = spec.values.astype(np.dtypes.StringDType()) if spec.dtype is object else spec.values
+            array[...] = storable(spec.values)
+
+
+def storable(values: np.ndarray) -> np.ndarray:
+    """Strings (an object or a fixed-width array) as NumPy's variable-width strings, which
+    zarr stores as such; numbers as they are."""
+    return values.astype(np.dtypes.StringDType()) if values.dtype.kind in "OU" else values
 
 
 def root_coordinates(specs: Sequence[ArraySpec]) -> dict[str, str]:

@@ -64,6 +64,7 @@ from .template import (
     create_arrays,
     root_attributes,
     root_coordinates,
+    storable,
     store_arrays,
 )
 
@@ -257,11 +258,11 @@ def append(store_url: str, options: Mapping[str, Any], old: Layout, entries: Seq
     group.attrs[_APPEND_ATTR] = json.dumps({"segment": old.n_segments, "file": len(old.files), "chunk": old.n_chunks})
     _resize_all(store_url, options, {"segment": layout.n_segments, "file": len(layout.files), "chunk": layout.n_chunks})
     for name, values in segment_coords(layout, config).items():
-        zarr_array(group, name)[old.n_segments :] = _storable(values[old.n_segments :])
+        zarr_array(group, name)[old.n_segments :] = storable(values[old.n_segments :])
     for name, (values, _, _) in file_columns(layout.files).items():
-        zarr_array(group, name)[len(old.files) :] = _storable(values[len(old.files) :])
+        zarr_array(group, name)[len(old.files) :] = storable(values[len(old.files) :])
     if layout.n_chunks > old.n_chunks:
-        zarr_array(group, "chunk_report")[old.n_chunks :] = _storable(np.full(layout.n_chunks - old.n_chunks, "", dtype=object))
+        zarr_array(group, "chunk_report")[old.n_chunks :] = storable(np.full(layout.n_chunks - old.n_chunks, "", dtype=object))
     del group.attrs[_APPEND_ATTR]
     consolidate(store_url, options)
     return layout
@@ -284,12 +285,7 @@ def _fill(array: zarr.Array[Any], values: np.ndarray | None) -> None:
     """``array[:] = values`` (strings or numbers), skipped where nothing would be stored: no
     values, or strings all "" (the fill value)."""
     if values is not None and values.size and (values.dtype != object or (values != "").any()):
-        array[:] = _storable(values)
-
-
-def _storable(values: np.ndarray) -> np.ndarray:
-    """Object string arrays as numpy's variable-width strings, which zarr stores as such."""
-    return values.astype(np.dtypes.StringDType()) if values.dtype == object else values
+        array[:] = storable(values)
 
 
 #: task chunks per object of the finalised copy's per-segment columns (47 objects for 12
@@ -358,9 +354,9 @@ def finalize(store_url: str, options: Mapping[str, Any], report: ExtractReport, 
     status = np.where(errors != "", "error", np.where(pending, "pending", "ok")).astype(object)
     writable = open_group(store_url, options, mode="r+")
     covered_array = _write_copy(writable, columns, audio, chunk)
-    zarr_array(writable, "file_status")[:] = _storable(status)
-    zarr_array(writable, "file_error")[:] = _storable(errors)
-    zarr_array(writable, "file_warning")[:] = _storable(warnings_)
+    zarr_array(writable, "file_status")[:] = storable(status)
+    zarr_array(writable, "file_error")[:] = storable(errors)
+    zarr_array(writable, "file_warning")[:] = storable(warnings_)
     writable.attrs["updated"] = datetime.now(UTC).isoformat(timespec="seconds")
     consolidate(store_url, options)
     # last: the copy covers these chunks only once all of it and the file columns are written
