@@ -33,12 +33,17 @@ print(json.dumps(sorted(m for m in {heavy} if m in sys.modules)), file=sys.stder
 """
 
 
-def _heavy_imports(*argv: str) -> list[str]:
-    proc = subprocess.run([sys.executable, "-c", _RUNNER.format(heavy=HEAVY), *argv],
+def _imports(modules: tuple[str, ...], *argv: str) -> tuple[list[str], str]:
+    """Which of ``modules`` the command line imported, and what it wrote to stderr."""
+    proc = subprocess.run([sys.executable, "-c", _RUNNER.format(heavy=modules), *argv],
                           capture_output=True, text=True, timeout=120, check=False)
     last = proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else ""
     assert last.startswith("["), proc.stderr
-    return list(json.loads(last))
+    return list(json.loads(last)), proc.stderr
+
+
+def _heavy_imports(*argv: str) -> list[str]:
+    return _imports(HEAVY, *argv)[0]
 
 
 @pytest.fixture(scope="module")
@@ -69,12 +74,10 @@ def test_an_in_process_extract_imports_no_cluster_and_no_xarray(tmp_path: Path) 
     from test_resume_append import write_clips
 
     write_clips(tmp_path / "clips", ["a", "b"], seconds=4.0)
-    modules = (*HEAVY, "xarray", "pandas", "dask.array")
-    proc = subprocess.run([sys.executable, "-c", _RUNNER.format(heavy=modules), "extract", str(tmp_path / "clips"),
-                           "-o", str(tmp_path / "s.zarr"), "--no-progress", "--features", "chroma,rms"],
-                          capture_output=True, text=True, timeout=120, check=False)
-    assert "in-process: 2 files" in proc.stderr, proc.stderr
-    assert proc.stderr.strip().splitlines()[-1] == "[]", proc.stderr
+    imported, said = _imports((*HEAVY, "xarray", "pandas", "dask.array"), "extract", str(tmp_path / "clips"),
+                              "-o", str(tmp_path / "s.zarr"), "--no-progress", "--features", "chroma,rms")
+    assert "in-process: 2 files" in said, said
+    assert imported == [], said
     assert open_store(str(tmp_path / "s.zarr")).sizes["segment"] > 0
 
 
